@@ -1,0 +1,82 @@
+"""Chart theme, an offline Altair renderer, and the source line under every chart.
+
+The renderer writes a placeholder <div> and a one-line script calling tiplineEmbed(),
+which the site defines once in _static/tipline-charts.js (vega, vega-lite and
+vega-embed bundled from the pinned vl-convert-python package by tipline.sphinx).
+Nothing is fetched from a CDN, and ids are derived from the spec, so re-executing a
+notebook gives byte-identical output for nbval.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+
+import altair as alt
+import pandas as pd
+
+from .data import sources
+
+PALETTE = ["#1f5a96", "#c8553d", "#4f9d69", "#8a6bb1", "#d4a017", "#5b6770", "#2a9d8f", "#b5838d"]
+GRADE_LABEL = {"primary": "primary source", "transcription": "third-party transcription",
+               "secondary": "secondary source"}
+_count = 0
+
+
+def _embed(spec: dict, **_options) -> dict:
+    global _count
+    _count += 1
+    payload = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    chart_id = f"chart-{hashlib.sha1(payload.encode()).hexdigest()[:10]}-{_count}"
+    label = html.escape(spec.get("description", "Chart"), quote=True)
+    script = payload.replace("</", "<\\/")
+    return {"text/html": (f'<div class="tipline-chart" id="{chart_id}" role="img" aria-label="{label}">'
+                          f'</div>\n<script>tiplineEmbed("{chart_id}", {script});</script>')}
+
+
+def _theme() -> alt.theme.ThemeConfig:
+    return {
+        "config": {
+            "background": "#ffffff",
+            "font": "system-ui, -apple-system, 'Segoe UI', sans-serif",
+            "view": {"stroke": None, "continuousWidth": 600, "continuousHeight": 300},
+            "range": {"category": PALETTE},
+            "axis": {"labelFontSize": 12, "titleFontSize": 12, "gridColor": "#e6e6e6",
+                     "labelColor": "#333333", "titleColor": "#333333"},
+            "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom",
+                       "labelColor": "#333333", "titleColor": "#333333"},
+            "title": {"fontSize": 14, "anchor": "start", "color": "#222222"},
+        }
+    }
+
+
+def setup() -> None:
+    """Register the offline renderer and the house theme; call once per notebook."""
+    global _count
+    _count = 0
+    alt.renderers.register("tipline", _embed)
+    alt.renderers.enable("tipline")
+    alt.theme.register("tipline", enable=True)(_theme)
+    alt.data_transformers.disable_max_rows()
+
+
+def source_note(frame: pd.DataFrame, dataset: str) -> "SourceNote":
+    """The source line for a chart or table drawn from rows of `dataset`."""
+    registry = sources()
+    parts = []
+    for source_id, rows in frame.groupby("source_id", sort=False):
+        entry = registry.loc[source_id]
+        locators = "; ".join(dict.fromkeys(rows["locator"]))
+        title = html.escape(entry["title"])
+        if isinstance(entry["url"], str) and entry["url"]:
+            title = f'<a href="{html.escape(entry["url"], quote=True)}">{title}</a>'
+        parts.append(f"{html.escape(entry['publisher'])}, <em>{title}</em> ({html.escape(entry['published'])}), "
+                     f"{html.escape(locators)} [{GRADE_LABEL[entry['grade']]}]")
+    link = f'<a href="../data/{dataset}.csv" download>{dataset}.csv</a>'
+    return SourceNote("<p class=\"tipline-source\"><strong>Source:</strong> " + " · ".join(parts)
+                      + f". <strong>Data:</strong> {link}.</p>")
+
+
+class SourceNote(str):
+    def _repr_html_(self) -> str:
+        return str(self)
