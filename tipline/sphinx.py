@@ -44,7 +44,8 @@ def _finished(app, exception) -> None:
         return
     outdir = Path(app.outdir)
     _write_bundle(outdir)
-    data = Path(app.srcdir) / "data"
+    from .data import DATA as data
+
     target = outdir / "data"
     target.mkdir(exist_ok=True)
     for path in sorted(data.glob("*.csv")) + [data / "datapackage.json"]:

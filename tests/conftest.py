@@ -1,0 +1,33 @@
+"""Shared fixtures: a copy of the repository built once per session with `make book`."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+IGNORE = shutil.ignore_patterns(".venv", "_build", ".git", "__pycache__", "*.egg-info", ".pytest_cache")
+
+
+def copy_repo(target: Path) -> Path:
+    """A working copy of the repository (sources only) for tests that edit or build it."""
+    shutil.copytree(ROOT, target, ignore=IGNORE)
+    return target
+
+
+def make_book(repo: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TIPLINE_DATA=str(repo / "data"))
+    return subprocess.run(["make", "book", f"VENV={VENV}"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("site") / "book")
+    result = make_book(repo)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return repo / "_build" / "html"

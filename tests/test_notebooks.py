@@ -1,0 +1,73 @@
+"""Notebook hygiene, glued prose, and proof that nbval notices a changed CSV."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+# a number in prose may be a year, a single digit or a rate base ("per 100"); anything else is glued
+TYPED_NUMBER = re.compile(r"(?<![\w`/.,-])(?!(?:19|20)\d\d(?!\d|,\d|\.\d))(?!(?:100|1,000|10,000)(?!\.\d|[\d,%]| ?percent))\d[\d,]*(?:\.\d+)?(?:\s*(?:%|percent|per cent|million|billion)|\d)")
+
+
+def _markdown(book):
+    return "\n".join(c.source for c in book.cells if c.cell_type == "markdown")
+
+
+def test_every_toc_chapter_is_a_notebook_or_page():
+    toc = (ROOT / "_toc.yml").read_text()
+    for name in re.findall(r"file: (chapters/\S+)", toc) + [re.search(r"root: (\S+)", toc).group(1)]:
+        assert (ROOT / f"{name}.ipynb").exists() or (ROOT / f"{name}.md").exists(), name
+    assert len(NOTEBOOKS) >= 9
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cells_executed_in_order_with_outputs(path):
+    book = nbformat.read(path, as_version=4)
+    counts = [c.execution_count for c in book.cells if c.cell_type == "code"]
+    assert counts and None not in counts, "a code cell was never executed (nbval would skip it)"
+    assert counts == list(range(1, len(counts) + 1)), f"cells not executed in order: {counts}"
+    for cell in book.cells:
+        if cell.cell_type == "code" and "charts.setup()" not in cell.source:
+            assert cell.outputs, f"code cell without output: {cell.source[:60]!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_prose_numbers_are_glued(path):
+    book = nbformat.read(path, as_version=4)
+    prose = _markdown(book)
+    glued = set(re.findall(r"\{glue:text\}`([^`]+)`", prose))
+    defined = set(re.findall(r"say\(\s*f?[\"']([^\"'{]+)", "\n".join(c.source for c in book.cells if c.cell_type == "code")))
+    templated = re.findall(r"say\(\s*f[\"']([^\"']*)\{", "\n".join(c.source for c in book.cells if c.cell_type == "code"))
+    for name in glued:
+        assert name in defined or any(name.startswith(t) for t in templated), f"{name} is never glued"
+    stripped = re.sub(r"\{[a-z:]+\}`[^`]*`|`[^`]*`|\(\.\./[^)]*\)|\[[^\]]*\]\([^)]*\)", "", prose)
+    typed = TYPED_NUMBER.findall(stripped)
+    assert not typed, f"numbers typed into prose instead of glued: {typed}"
+
+
+def test_nbval_fails_when_a_csv_value_changes(tmp_path):
+    chapters = tmp_path / "chapters"
+    chapters.mkdir()
+    shutil.copy(ROOT / "chapters" / "01_referral.ipynb", chapters)
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data)
+    recipients = data / "recipients.csv"
+    text = recipients.read_text()
+    assert "2024,icac,actionable,816361" in text
+    recipients.write_text(text.replace("2024,icac,actionable,816361", "2024,icac,actionable,816362"))
+    command = [sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-o", "addopts=", "-q", str(chapters)]
+    env = dict(os.environ, TIPLINE_DATA=str(data))
+    changed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert changed.returncode == 1, changed.stdout[-2000:]
+    assert "816,362" in changed.stdout or "816362" in changed.stdout
+    recipients.write_text(text)
+    unchanged = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert unchanged.returncode == 0, unchanged.stdout[-2000:]
