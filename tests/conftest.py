@@ -21,7 +21,8 @@ def copy_repo(target: Path) -> Path:
 
 def make_book(repo: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, TIPLINE_DATA=str(repo / "data"))
-    return subprocess.run(["make", "book", f"VENV={VENV}"], cwd=repo, env=env,
+    # -o: never (re)install into the shared virtual environment from a temporary copy
+    return subprocess.run(["make", "-o", f"{VENV}/bin/jupyter-book", "book", f"VENV={VENV}"], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=900)
 
 

@@ -35,8 +35,20 @@ def _write_bundle(outdir: Path) -> None:
 
 
 def _page_context(app, pagename, templatename, context, doctree) -> None:
+    # sphinx-thebe is pulled in by jupyter-book even with launch buttons off; its scripts
+    # declare THEBE_JS_URL twice (a console error on every page) and are useless offline.
+    scripts = context.get("script_files", [])
+    scripts[:] = [s for s in scripts if "thebe" not in str(getattr(s, "filename", s) or "")
+                  and "THEBE_JS_URL" not in str(getattr(s, "attributes", {}).get("body", ""))]
     if "tipline-chart" in context.get("body", ""):
         app.add_js_file(BUNDLE)
+
+
+def _theme_mode(app, config) -> None:
+    # jupyter-book leaves the theme mode empty, which the theme reports as a console error
+    context = dict(config.html_context or {})
+    context["default_mode"] = context.get("default_mode") or "auto"
+    config.html_context = context
 
 
 def _finished(app, exception) -> None:
@@ -53,6 +65,7 @@ def _finished(app, exception) -> None:
 
 
 def setup(app):
+    app.connect("config-inited", _theme_mode)
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _finished)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

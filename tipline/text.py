@@ -16,13 +16,10 @@ def millions(value: float, digits: int = 1) -> str:
     return f"{value / 1e6:.{digits}f} million"
 
 
-class Plain(str):
-    """A string that displays without quotes, so {glue:text} shows it as written."""
-
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(str(self))
-
-
 def say(name: str, text: str) -> None:
-    """Glue a formatted number under `name` for {glue:text} in the chapter's prose."""
-    glue(name, Plain(text), display=False)
+    """Glue a formatted number under `name` for {glue:text} in the chapter's prose.
+
+    The value is glued as a plain str: myst-nb reads its repr back with literal_eval, which
+    removes the quotes and leaves "1,234" as written.
+    """
+    glue(name, str(text), display=False)

@@ -1,0 +1,131 @@
+"""The built site in a real browser (Debian's Chromium driven by Playwright).
+
+Every page loads without console errors and without any request leaving 127.0.0.1,
+every chart placeholder draws its marks, a slider changes a chart, and charts also draw
+from file://. Screenshots of every page are written to _build/screenshots/.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "_build" / "screenshots"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (.ci/run installs it)")
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(built_site):
+    handler = functools.partial(_Quiet, directory=str(built_site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _open(browser, url, width=1280):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    errors, outside = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith(("http://127.0.0.1", "file://", "data:", "blob:")) or host is None:
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(url, wait_until="load")
+    return page, errors, outside
+
+
+def _wait_for_charts(page):
+    expected = page.locator(".tipline-chart").count()
+    if expected:
+        page.wait_for_function(
+            f"document.querySelectorAll('.tipline-chart svg.marks, .tipline-chart canvas.marks').length >= {expected}",
+            timeout=15000)
+    return expected
+
+
+def _pages(built_site):
+    return sorted(p.relative_to(built_site).as_posix() for p in built_site.rglob("*.html")
+                  if "_static" not in p.parts and not p.name.startswith(("genindex", "search")))
+
+
+def test_every_page_loads_offline_and_draws_its_charts(built_site, server, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pages = _pages(built_site)
+    assert len(pages) >= 10
+    total_charts = 0
+    for name in pages:
+        page, errors, outside = _open(browser, f"{server}/{name}")
+        total_charts += _wait_for_charts(page)
+        drawn = page.locator(".tipline-chart svg.marks, .tipline-chart canvas.marks").count()
+        assert drawn == page.locator(".tipline-chart").count(), f"{name}: {drawn} charts drawn"
+        assert not page.locator(".tipline-chart:has-text('could not be drawn')").count(), name
+        page.screenshot(path=str(SHOTS / (name.replace("/", "_") + ".png")), full_page=True)
+        page.close()
+        assert not errors, f"{name}: console errors {errors}"
+        assert not outside, f"{name}: requests to other hosts {outside}"
+    assert total_charts >= 14
+
+
+def test_chapters_have_charts(built_site):
+    for name in ["summary", "01_referral", "02_reporters", "03_urgency", "04_jurisdiction",
+                 "05_platforms_policy", "06_interpretations"]:
+        assert "tipline-chart" in (built_site / "chapters" / f"{name}.html").read_text(), name
+
+
+def test_slider_changes_the_outcome_chart(server, browser):
+    page, errors, _ = _open(browser, f"{server}/chapters/06_interpretations.html")
+    _wait_for_charts(page)
+    slider = page.locator("input[type=range]").first
+    chart = page.locator(".tipline-chart", has=page.locator("input[type=range]")).first
+    before = chart.locator("svg.marks").inner_html()
+    slider.fill("1")
+    page.wait_for_timeout(300)
+    after = chart.locator("svg.marks").inner_html()
+    assert before != after, "moving the slider did not change the chart"
+    assert not errors
+
+
+def test_charts_draw_from_file_urls(built_site, browser):
+    page, errors, outside = _open(browser, (built_site / "chapters" / "01_referral.html").as_uri())
+    assert _wait_for_charts(page) >= 2
+    assert not errors and not outside
+
+
+def test_phone_width_layout(server, browser):
+    page, errors, _ = _open(browser, f"{server}/chapters/01_referral.html", width=375)
+    _wait_for_charts(page)
+    page.screenshot(path=str(SHOTS / "phone_01_referral.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+    assert not errors

@@ -1,0 +1,87 @@
+"""The README build command: a clean build passes -n -W, a broken chapter publishes nothing,
+and an edited CSV shows up in prose, tables and charts on the next build."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+
+from conftest import ROOT, VENV, copy_repo, make_book
+
+
+def test_clean_build_has_every_page_and_the_data(built_site):
+    pages = {p.relative_to(built_site).as_posix() for p in built_site.rglob("*.html")}
+    for name in ["summary", "01_referral", "02_reporters", "03_urgency", "04_jurisdiction",
+                 "05_platforms_policy", "06_interpretations", "appendix_data", "appendix_reproducibility", "bibliography"]:
+        assert f"chapters/{name}.html" in pages
+    assert (built_site / "data" / "recipients.csv").exists()
+    assert (built_site / "_static" / "tipline-charts.js").exists()
+    assert not (built_site / "reports").exists() or not any((built_site / "reports").iterdir()), "execution tracebacks were published"
+
+
+def test_a_failing_chapter_fails_the_build_and_publishes_nothing(tmp_path):
+    repo = copy_repo(tmp_path / "book")
+    path = repo / "chapters" / "03_urgency.ipynb"
+    book = nbformat.read(path, as_version=4)
+    book.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken chapter')"))
+    nbformat.write(book, path)
+    result = make_book(repo)
+    assert result.returncode != 0
+    assert "BUILD FAILED" in result.stderr
+    assert not (repo / "_build" / "html").exists()
+
+
+def test_an_edited_csv_changes_prose_tables_and_charts(tmp_path):
+    repo = copy_repo(tmp_path / "book")
+    assert make_book(repo).returncode == 0
+    page = repo / "_build" / "html" / "chapters" / "01_referral.html"
+    assert "816,361" in page.read_text()
+    csv = repo / "data" / "recipients.csv"
+    csv.write_text(csv.read_text().replace("2024,icac,actionable,816361", "2024,icac,actionable,826361"))
+    second = make_book(repo)
+    assert second.returncode == 0, second.stdout[-2000:]
+    html = page.read_text()
+    assert "826,361" in html and "816,361" not in html, "prose still shows the old value"
+    specs = re.findall(r'tiplineEmbed\("[^"]+", (\{.*?\})\);</script>', html)
+    values = [row.get("reports") for spec in specs for data in json.loads(spec.replace("<\\/", "</")).get("datasets", {}).values() for row in data]
+    assert 826361 in values and 816361 not in values, "chart data still shows the old value"
+    summary = (repo / "_build" / "html" / "chapters" / "summary.html").read_text()
+    assert "826,361" in summary
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("href", "src"):
+            if attrs.get(key):
+                self.links.append(attrs[key])
+
+
+def test_no_broken_internal_links(built_site):
+    broken = []
+    for page in built_site.rglob("*.html"):
+        parser = _Links()
+        parser.feed(page.read_text())
+        for link in parser.links:
+            parts = urlparse(link)
+            if parts.scheme or link.startswith(("#", "mailto:", "//")) or not parts.path:
+                continue
+            target = (page.parent / unquote(parts.path)).resolve()
+            if not target.exists():
+                broken.append(f"{page.relative_to(built_site)} -> {link}")
+    assert not broken, "\n".join(broken[:20])
+
+
+def test_workflow_passes_actionlint():
+    result = subprocess.run([str(VENV / "bin" / "actionlint"), "-color=never"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list((ROOT / ".github" / "workflows").glob("*.yml"))
