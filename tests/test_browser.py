@@ -91,6 +91,10 @@ def test_every_page_loads_offline_and_draws_its_charts(built_site, server, brows
         drawn = page.locator(".tipline-chart svg.marks, .tipline-chart canvas.marks").count()
         assert drawn == page.locator(".tipline-chart").count(), f"{name}: {drawn} charts drawn"
         assert not page.locator(".tipline-chart:has-text('could not be drawn')").count(), name
+        empty = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].filter(c =>
+            ![...c.querySelectorAll('g.role-mark path, g.role-mark line')].some(m => {
+                const box = m.getBBox(); return box.width > 0 || box.height > 0; })).map(c => c.id)""")
+        assert not empty, f"{name}: charts without visible marks {empty}"
         page.screenshot(path=str(SHOTS / (name.replace("/", "_") + ".png")), full_page=True)
         page.close()
         assert not errors, f"{name}: console errors {errors}"
