@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import nbformat
+import pytest
 
 from conftest import ROOT, VENV, copy_repo, make_book
 
@@ -24,16 +25,28 @@ def test_clean_build_has_every_page_and_the_data(built_site):
     assert not (built_site / "reports").exists() or not any((built_site / "reports").iterdir()), "execution tracebacks were published"
 
 
-def test_a_failing_chapter_fails_the_build_and_publishes_nothing(tmp_path):
-    repo = copy_repo(tmp_path / "book")
+def _break_chapter(repo: Path) -> None:
     path = repo / "chapters" / "03_urgency.ipynb"
     book = nbformat.read(path, as_version=4)
     book.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken chapter')"))
     nbformat.write(book, path)
+
+
+def _break_dataset(repo: Path) -> None:
+    path = repo / "data" / "recipients.csv"
+    path.write_text(path.read_text().replace("2023,icac,actionable,670491", "2023,icac,actionable,67O491"))
+
+
+@pytest.mark.parametrize("breakage", [_break_chapter, _break_dataset], ids=["chapter", "dataset"])
+def test_a_broken_chapter_or_dataset_fails_the_build_and_publishes_nothing(tmp_path, breakage):
+    repo = copy_repo(tmp_path / "book")
+    breakage(repo)
     result = make_book(repo)
     assert result.returncode != 0
     assert "BUILD FAILED" in result.stderr
     assert not (repo / "_build" / "html").exists()
+    if breakage is _break_dataset:
+        assert "recipients.csv, line" in result.stdout + result.stderr
 
 
 def test_an_edited_csv_changes_prose_tables_and_charts(tmp_path):
