@@ -63,3 +63,21 @@ def funnel(year: int) -> pd.DataFrame:
     frame = pd.DataFrame(stages, columns=["stage", "count", "period"])
     frame["order"] = range(len(frame))
     return frame
+
+
+def arrest_ceiling() -> pd.DataFrame:
+    """ICAC arrests (fiscal year, all sources) per 100 actionable reports offered to ICAC
+    (calendar year of the same number), for every year where both are published.
+
+    It is a ceiling on the share of reports ending in an ICAC arrest only if every arrest
+    began with a CyberTipline report and each arrested person appears in one report.
+    """
+    recipients = load("recipients")
+    offered = recipients[(recipients["recipient"] == "icac") & (recipients["label"] == "actionable")]
+    offered = offered.set_index("year")["reports"]
+    arrests = downstream("icac", "arrests")
+    years = sorted(set(offered.index) & set(arrests.index))
+    frame = pd.DataFrame({"year": years, "actionable_to_icac": offered.loc[years].values,
+                          "icac_arrests": arrests.loc[years].values})
+    frame["arrests_per_100"] = 100 * frame["icac_arrests"] / frame["actionable_to_icac"]
+    return frame
