@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 
 import altair as alt
 import pandas as pd
@@ -60,13 +61,35 @@ def setup() -> None:
     alt.data_transformers.disable_max_rows()
 
 
+def _compact(locators: pd.Series) -> str:
+    """'p. 1, table X; p. 2, table X' -> 'pp. 1-2, table X' (other locators kept as they are)."""
+    pages: dict[str, list[int]] = {}
+    others = []
+    for locator in dict.fromkeys(locators):
+        match = re.fullmatch(r"p\. (\d+), (.+)", locator)
+        if match:
+            pages.setdefault(match.group(2), []).append(int(match.group(1)))
+        else:
+            others.append(locator)
+    parts = []
+    for where, numbers in pages.items():
+        numbers = sorted(set(numbers))
+        if len(numbers) == 1:
+            parts.append(f"p. {numbers[0]}, {where}")
+        elif numbers == list(range(numbers[0], numbers[-1] + 1)):
+            parts.append(f"pp. {numbers[0]}\u2013{numbers[-1]}, {where}")
+        else:
+            parts.append(f"pp. {', '.join(map(str, numbers))}, {where}")
+    return "; ".join(parts + others)
+
+
 def source_note(frame: pd.DataFrame, dataset: str) -> "SourceNote":
     """The source line for a chart or table drawn from rows of `dataset`."""
     registry = sources()
     parts = []
     for source_id, rows in frame.groupby("source_id", sort=False):
         entry = registry.loc[source_id]
-        locators = "; ".join(dict.fromkeys(rows["locator"]))
+        locators = _compact(rows["locator"])
         title = html.escape(entry["title"])
         if isinstance(entry["url"], str) and entry["url"]:
             title = f'<a href="{html.escape(entry["url"], quote=True)}">{title}</a>'
