@@ -108,7 +108,8 @@ def test_every_page_loads_offline_and_draws_its_charts(built_site, server, brows
 
 def test_chapters_have_charts(built_site):
     for name in ["summary", "01_referral", "02_reporters", "03_urgency", "04_jurisdiction",
-                 "05_platforms_policy", "06_interpretations"]:
+                 "05_platforms_policy", "06_interpretations", "best_inference", "appendix_claims",
+                 "appendix_dive_arrests", "appendix_dive_encryption", "appendix_dive_triage"]:
         assert "tipline-chart" in (built_site / "chapters" / f"{name}.html").read_text(), name
 
 
@@ -137,3 +138,29 @@ def test_phone_width_layout(server, browser):
     page.screenshot(path=str(SHOTS / "phone_01_referral.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
     assert not errors
+
+
+def _bars(chart):
+    """The widths of the bars a chart draws, in drawing order."""
+    return chart.evaluate("""el => [...el.querySelectorAll('g.role-mark path')].map(p => p.getBBox().width.toFixed(2))""")
+
+
+def test_what_if_explorer_recomputes_outcomes_in_the_browser(server, browser):
+    page, errors, outside = _open(browser, f"{server}/chapters/best_inference.html")
+    _wait_for_charts(page)
+    chart = page.locator(".tipline-chart", has=page.locator("input[type=range]")).first
+    sliders = chart.locator("input[type=range]")
+    assert sliders.count() == 3
+    before = _bars(chart)
+    sliders.nth(1).fill(sliders.nth(1).get_attribute("max"))  # most reports per investigation
+    page.wait_for_timeout(300)
+    after = _bars(chart)
+    assert before != after, "moving a slider did not change the explorer"
+    # keyboard: a reader can reach a slider and move it with the arrow keys
+    sliders.nth(0).focus()
+    value = sliders.nth(0).input_value()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_timeout(300)
+    assert sliders.nth(0).input_value() != value
+    assert _bars(chart) != after
+    assert not errors and not outside

@@ -18,7 +18,8 @@ from conftest import ROOT, VENV, copy_repo, make_book
 def test_clean_build_has_every_page_and_the_data(built_site):
     pages = {p.relative_to(built_site).as_posix() for p in built_site.rglob("*.html")}
     for name in ["summary", "01_referral", "02_reporters", "03_urgency", "04_jurisdiction",
-                 "05_platforms_policy", "06_interpretations", "appendix_data", "appendix_reproducibility", "bibliography"]:
+                 "05_platforms_policy", "06_interpretations", "best_inference", "appendix_data", "appendix_reproducibility",
+                 "appendix_claims", "appendix_dive_arrests", "appendix_dive_encryption", "appendix_dive_triage", "bibliography"]:
         assert f"chapters/{name}.html" in pages
     assert (built_site / "data" / "recipients.csv").exists()
     assert (built_site / "_static" / "tipline-charts.js").exists()

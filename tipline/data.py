@@ -166,10 +166,10 @@ def _check_domain(frames: dict[str, pd.DataFrame], data_dir: Path) -> None:
             raise DataError(data_dir / "esp_reports.csv", None, "reports",
                             f"{year}: providers sum to {group['reports'].sum():,}, "
                             f"the ESP total is {totals.loc[year, 'esp']:,}")
-    estimates = frames["estimates"]
-    for index, row in estimates.iterrows():
-        if row["low"] > row["high"]:
-            raise DataError(data_dir / "estimates.csv", index + 2, "low", "low is above high")
+    for name in ("estimates", "assumptions"):
+        for index, row in frames[name].iterrows():
+            if row["low"] > row["high"]:
+                raise DataError(data_dir / f"{name}.csv", index + 2, "low", "low is above high")
 
 
 def load_all(data_dir: Path = DATA) -> dict[str, pd.DataFrame]:

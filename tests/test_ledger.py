@@ -1,0 +1,70 @@
+"""The claims ledger: evidence recomputed from data/, and verdicts guarded by their conditions."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+import tipline
+from tipline import ledger
+from tipline.data import DataError, load
+
+DATA = Path(tipline.data.ROOT) / "data"
+
+
+def _model(outcome):
+    return {"arrest": 0.03, "never_investigated": 0.5, "investigated_no_arrest": 0.47}[outcome]
+
+
+def test_evidence_is_computed_from_the_named_rows():
+    result = ledger.evidence(model_value=_model).set_index("claim_id")
+    annual = load("reports_annual").query("preferred and year == 2023").set_index("reporter")["reports"]
+    assert result.loc["esp_majority", "evidence_value"] == pytest.approx(annual["esp"] / annual["all"])
+    urgent = load("escalations").query("year == 2023 and measure == 'urgent_imminent_danger'")["reports"].sum()
+    assert result.loc["urgent_2023", "evidence_value"] == urgent
+    assert result.loc["summary_referral_outcome", "evidence_value"] == 0.03
+    assert result.loc["summary_referral_outcome", "evidence_text"] == "3.0%"
+
+
+def test_every_claim_has_a_verdict_reason_and_provenance():
+    claims = load("claims")
+    assert set(claims["verdict"]) <= set(ledger.VERDICTS)
+    assert claims["reason"].str.len().min() > 10
+    assert set(claims["source_id"]) == {"factually_source_analysis"}
+    assert {"Executive summary", "1", "2", "3", "4", "5", "6"} <= set(claims["section"])
+
+
+@pytest.mark.parametrize("condition, value, claimed, expected", [
+    ("> 0.5", 0.6, None, True), ("> 0.5", 0.5, None, False), ("<= 1", 1.0, None, True),
+    ("== claimed", 63892, 63892, True), ("== claimed", 63891, 63892, False)])
+def test_conditions(condition, value, claimed, expected):
+    assert ledger.holds(condition, value, claimed) is expected
+
+
+def _claims_with(tmp_path, claim_id, column, value):
+    copy = tmp_path / "data"
+    shutil.copytree(DATA, copy)
+    path = copy / "claims.csv"
+    rows = list(csv.reader(path.open(newline="")))
+    line = next(i for i, row in enumerate(rows) if row[0] == claim_id)
+    rows[line][rows[0].index(column)] = value
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    return tipline.data.load_all(copy)["claims"], line + 1
+
+
+def test_a_verdict_the_data_no_longer_support_stops_the_build(tmp_path):
+    claims, line = _claims_with(tmp_path, "esp_majority", "holds_if", "< 0.5")
+    with pytest.raises(DataError) as raised:
+        ledger.evidence(claims, model_value=_model)
+    message = str(raised.value)
+    assert "claims.csv" in message and f"line {line}" in message and "column 'holds_if'" in message
+    assert "esp_majority" in message
+
+
+def test_a_query_that_matches_nothing_is_refused(tmp_path):
+    claims, line = _claims_with(tmp_path, "tens_of_millions", "numerator", "year == 1900")
+    with pytest.raises(DataError, match=rf"line {line}.*matches no row"):
+        ledger.evidence(claims, model_value=_model)
