@@ -31,7 +31,9 @@ def _embed(spec: dict, **_options) -> dict:
     chart_id = f"chart-{hashlib.sha1(payload.encode()).hexdigest()[:10]}-{_count}"
     label = html.escape(spec.get("description", "Chart"), quote=True)
     script = payload.replace("</", "<\\/")
-    return {"text/html": (f'<div class="tipline-chart" id="{chart_id}" role="img" aria-label="{label}">'
+    # a figure (not role="img"), so the sliders inside an interactive chart stay reachable by
+    # assistive technology; focusable because a chart wider than a phone screen scrolls sideways
+    return {"text/html": (f'<div class="tipline-chart" id="{chart_id}" role="figure" tabindex="0" aria-label="{label}">'
                           f'</div>\n<script>tiplineEmbed("{chart_id}", {script});</script>')}
 
 

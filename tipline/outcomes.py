@@ -40,6 +40,7 @@ PARAMETER_LABELS = {"cybertip_share": "Share of ICAC cases begun by a report",
                     "fiscal_lag_years": "Calendar/fiscal-year offset",
                     "conviction_share": "Share of arrests ending in conviction"}
 SEED = 20240501
+LEVEL = 0.9  # the central interval reported for every outcome
 DRAWS = 20_000
 
 # Which reports count as "genuine, U.S. jurisdiction": the main definition and two variants.
@@ -154,7 +155,7 @@ def draw(year: int, definition: str = MAIN, draws: int = DRAWS, seed: int = SEED
     return frame
 
 
-def summary(frame: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
+def summary(frame: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """Median and central interval of each outcome share, and how often it is the most common."""
     tail = (1 - level) / 2
     rows = []

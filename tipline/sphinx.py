@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import html
+import re
 import shutil
 from pathlib import Path
 
@@ -51,11 +53,56 @@ def _theme_mode(app, config) -> None:
     config.html_context = context
 
 
+NOT_FOUND = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Page not found: {title}</title>
+<link rel="icon" href="/favicon.svg">
+<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#222;background:#fff}}
+a{{color:#1f5a96}}@media (prefers-color-scheme: dark){{body{{color:#e6e6e6;background:#14181e}}a{{color:#9ab8d8}}}}</style>
+</head><body><main>
+<h1>Page not found</h1>
+<p>There is no page at this address in <em>{title}</em>. Chapters may have been renamed since a link to
+them was made.</p>
+<p><a id="home" href="/">Go to the start of the book</a>.</p>
+</main>
+<script>
+// On a GitHub project site the book lives under /<repository>/; elsewhere at the host's root.
+(function () {{
+  var parts = location.pathname.split("/").filter(Boolean);
+  var root = /\.github\.io$/.test(location.hostname) && parts.length ? "/" + parts[0] + "/" : "/";
+  document.getElementById("home").href = root + "index.html";
+}})();
+</script>
+</body></html>
+"""
+
+
+def _accessible_bibliography(outdir: Path) -> None:
+    # docutils marks each entry role="doc-biblioentry" inside role="list": a deprecated role
+    # that leaves the list without list items (axe: aria-required-children, critical)
+    for page in outdir.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        if 'role="doc-biblioentry"' in text:
+            page.write_text(text.replace('role="doc-biblioentry"', 'role="listitem"'), encoding="utf-8")
+
+
 def _finished(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
     _write_bundle(outdir)
+    # source maps are for theme developers; readers never request them
+    for source_map in (outdir / "_static").rglob("*.map"):
+        source_map.unlink()
+        asset = source_map.with_suffix("")  # theme.js.map -> theme.js
+        if asset.exists():
+            text = asset.read_text(encoding="utf-8")
+            asset.write_text(re.sub(r"\n?/[/*]# sourceMappingURL=\S+?(?: \*/)?\s*$", "\n", text), encoding="utf-8")
+    _accessible_bibliography(outdir)
+    title = html.escape(app.config.html_title or app.config.project)
+    (outdir / "404.html").write_text(NOT_FOUND.format(title=title), encoding="utf-8")
+    shutil.copy2(outdir / "_static" / "favicon.svg", outdir / "favicon.svg")
     from .data import DATA as data
 
     target = outdir / "data"

@@ -1,0 +1,112 @@
+"""Reader experience in a real browser: accessibility (axe-core), phone and desktop layouts,
+dark mode, print, offline search, the 404 page, and page weight.
+
+Screenshots land in _build/screenshots/ (desktop, phone, dark) for a person to inspect.
+"""
+from __future__ import annotations
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from test_browser import CHROMIUM, SHOTS, _open, _pages, _wait_for_charts, browser, server  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (.ci/run installs it)")
+BLOCKING = ("serious", "critical")
+# no preloading of stylesheets: axe would re-fetch the theme's @imports relative to the page
+# (a request no reader makes), which the server answers with a 404
+AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
+
+
+def test_no_serious_accessibility_violations_at_desktop_and_phone_width(built_site, server, browser):
+    axe = Axe()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for name in _pages(built_site) + ["search.html", "404.html"]:
+        for width in (1280, 375):
+            page, errors, outside = _open(browser, f"{server}/{name}", width=width)
+            _wait_for_charts(page)
+            result = axe.run(page, options=AXE_OPTIONS).response
+            problems += [f"{name} @{width}px: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
+                         for v in result["violations"] if v["impact"] in BLOCKING]
+            if width == 375:
+                page.screenshot(path=str(SHOTS / ("phone_" + name.replace("/", "_") + ".png")), full_page=True)
+                overflow = page.evaluate("document.documentElement.scrollWidth")
+                if overflow > 400:
+                    problems.append(f"{name} @375px: page is {overflow}px wide")
+                wide = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')]
+                    .filter(c => c.getBoundingClientRect().right > window.innerWidth + 1).map(c => c.id)""")
+                if wide:
+                    problems.append(f"{name} @375px: charts overflow the screen {wide}")
+            assert not errors and not outside, f"{name}: {errors} {outside}"
+            page.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_charts_fill_their_container(server, browser):
+    for width in (1280, 375):
+        page, _, _ = _open(browser, f"{server}/chapters/01_referral.html", width=width)
+        _wait_for_charts(page)
+        ratios = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(c => {
+            const svg = c.querySelector('svg.marks'); return svg.getBoundingClientRect().width / c.clientWidth; })""")
+        assert ratios and all(0.6 <= r <= 1.01 for r in ratios), (width, ratios)
+        page.close()
+
+
+def test_dark_mode_keeps_charts_and_text_legible(server, browser):
+    page, errors, _ = _open(browser, f"{server}/chapters/best_inference.html")
+    page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    _wait_for_charts(page)
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(SHOTS / "dark_best_inference.png"), full_page=True)
+    body = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert body not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), "dark theme did not apply"
+    cards = page.evaluate("[...document.querySelectorAll('.tipline-chart')].map(c => getComputedStyle(c).backgroundColor)")
+    assert cards and set(cards) == {"rgb(255, 255, 255)"}, "charts lost their light card in dark mode"
+    result = Axe().run(page, options={**AXE_OPTIONS, "runOnly": ["color-contrast"]}).response
+    serious = [v for v in result["violations"] if v["impact"] in BLOCKING]
+    assert not serious, [(v["id"], v["nodes"][0]["target"]) for v in serious]
+    assert not errors
+
+
+def test_a_chapter_prints_without_navigation(server, browser, tmp_path):
+    page, _, _ = _open(browser, f"{server}/chapters/01_referral.html")
+    _wait_for_charts(page)
+    page.emulate_media(media="print")
+    hidden = page.evaluate("""() => ['.bd-sidebar-primary', '.bd-header', '.prev-next-area']
+        .map(s => document.querySelector(s)).filter(Boolean).every(e => getComputedStyle(e).display === 'none')""")
+    assert hidden, "navigation is printed"
+    assert page.locator(".tipline-chart svg.marks").first.is_visible()
+    pdf = page.pdf(path=str(SHOTS.parent / "print_01_referral.pdf"))
+    assert pdf[:4] == b"%PDF" and len(pdf) > 10_000
+
+
+def test_offline_search_finds_chapters(server, browser):
+    page, errors, outside = _open(browser, f"{server}/search.html?q=arrests")
+    page.wait_for_selector("#search-results ul.search li", timeout=15000)
+    hits = page.locator("#search-results ul.search li a").all_inner_texts()
+    assert any("inference" in h.lower() or "referral" in h.lower() for h in hits), hits
+    assert not errors and not outside
+
+
+def test_not_found_page_and_favicon(built_site, server, browser):
+    assert (built_site / "404.html").exists() and (built_site / "favicon.svg").exists()
+    page, errors, outside = _open(browser, f"{server}/404.html")
+    assert page.locator("h1").inner_text() == "Page not found"
+    assert page.locator("a#home").get_attribute("href").endswith("index.html")
+    assert not errors and not outside
+    chapter = (built_site / "chapters" / "summary.html").read_text()
+    assert 'rel="icon"' in chapter and "favicon.svg" in chapter
+
+
+def test_chart_bundle_loads_only_where_charts_are(server, browser):
+    def scripts(name):
+        page, _, _ = _open(browser, f"{server}/chapters/{name}.html")
+        requested = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+        page.close()
+        return [url for url in requested if "tipline-charts.js" in url]
+    assert scripts("01_referral"), "chart page without the chart bundle"
+    assert not scripts("bibliography"), "the chart bundle loads on a page without charts"
+
+
+def test_no_source_maps_are_published(built_site):
+    assert not list(built_site.rglob("*.map"))
