@@ -2,9 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := _build/.inputs-hash
 
-.PHONY: book test clean serve
+.PHONY: book test clean serve notebooks bench
 
 $(BIN)/jupyter-book: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,19 +12,27 @@ $(BIN)/jupyter-book: requirements.txt pyproject.toml
 	touch $@
 
 # jupyter-cache only hashes notebook code and Sphinx does not track data/, so a changed CSV
-# or package would otherwise publish old numbers: when their hash changes, drop the cache
-# and rebuild every page.
+# would otherwise publish old numbers. tipline.cache validates every dataset first (a broken
+# CSV stops the build), then re-executes the chapters that read a changed dataset, or every
+# chapter when the package or the configuration changed (see tipline/cache.py).
 book: $(BIN)/jupyter-book
 	@mkdir -p _build
-	@new=$$(cat data/* tipline/*.py _config.yml | sha256sum | cut -d' ' -f1); \
-	old=$$(cat $(STAMP) 2>/dev/null); \
-	if [ "$$new" != "$$old" ]; then \
-	  echo "data/ or tipline/ changed: re-executing every chapter"; \
-	  rm -rf _build/.jupyter_cache _build/html _build/jupyter_execute _build/.doctrees; \
-	fi; \
-	$(BIN)/jupyter-book build -n -W --keep-going . || { rm -rf _build/html; echo "BUILD FAILED: nothing was published" >&2; exit 1; }; \
-	echo "$$new" > $(STAMP)
+	@$(BIN)/python -m tipline.cache || { rm -rf _build/html; echo "BUILD FAILED: nothing was published" >&2; exit 1; }
+	@TIPLINE_DEPS=$(CURDIR)/_build/.deps $(BIN)/jupyter-book build -n -W --keep-going . \
+	  || { rm -rf _build/html; echo "BUILD FAILED: nothing was published" >&2; exit 1; }
+	@$(BIN)/python -m tipline.cache --record
 	@echo "The book is in _build/html/index.html. Serve it with: make serve (http://127.0.0.1:8000)"
+
+# Re-execute every chapter in place (after editing one, before committing it for nbval).
+notebooks: $(BIN)/jupyter-book
+	@for chapter in chapters/*.ipynb; do \
+	  echo "executing $$chapter"; \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --log-level=ERROR "$$chapter" || exit 1; \
+	done
+
+# Timings of builds, tests and page loads on this machine; writes scripts/benchmark.json.
+bench: $(BIN)/jupyter-book
+	$(BIN)/python scripts/bench.py
 
 serve:
 	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html 8000

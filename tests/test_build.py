@@ -59,6 +59,11 @@ def test_an_edited_csv_changes_prose_tables_and_charts(tmp_path):
     csv.write_text(csv.read_text().replace("2024,icac,actionable,816361", "2024,icac,actionable,826361"))
     second = make_book(repo)
     assert second.returncode == 0, second.stdout[-2000:]
+    # only the chapters that read recipients.csv were executed again
+    first_line = second.stdout.splitlines()[0]
+    assert first_line.startswith("data changed: re-executing"), first_line
+    assert "01_referral" in first_line and "summary" in first_line
+    assert "02_reporters" not in first_line and "05_platforms_policy" not in first_line
     html = page.read_text()
     assert "826,361" in html and "816,361" not in html, "prose still shows the old value"
     specs = re.findall(r'tiplineEmbed\("[^"]+", (\{.*?\})\);</script>', html)

@@ -35,8 +35,14 @@ def test_cells_executed_in_order_with_outputs(path):
     assert counts and None not in counts, "a code cell was never executed (nbval would skip it)"
     assert counts == list(range(1, len(counts) + 1)), f"cells not executed in order: {counts}"
     for cell in book.cells:
-        if cell.cell_type == "code" and "charts.setup()" not in cell.source:
+        if cell.cell_type == "code" and "chapter(" not in cell.source:
             assert cell.outputs, f"code cell without output: {cell.source[:60]!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_chapter_names_itself_so_its_data_is_tracked(path):
+    first = nbformat.read(path, as_version=4).cells[0]
+    assert f'chapter("{path.stem}")' in first.source, "the first cell must call chapter() with the file name"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

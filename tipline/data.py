@@ -186,8 +186,36 @@ def _cached() -> dict[str, pd.DataFrame]:
     return load_all(DATA)
 
 
+_chapter: str | None = None
+_recorded: set[str] = set()
+
+
+def track(chapter: str) -> None:
+    """Record, during `make book`, which datasets `chapter` reads (see tipline.cache).
+
+    The Makefile sets TIPLINE_DEPS to a folder; each chapter's list starts empty when the
+    chapter executes, so a chapter whose data did not change can keep its cached outputs.
+    """
+    global _chapter
+    _chapter = chapter
+    _recorded.clear()
+    folder = os.environ.get("TIPLINE_DEPS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{chapter}.txt").write_text("")
+
+
+def _record(name: str) -> None:
+    folder = os.environ.get("TIPLINE_DEPS")
+    if folder and _chapter and name not in _recorded:
+        _recorded.add(name)
+        with (Path(folder) / f"{_chapter}.txt").open("a") as handle:
+            handle.write(name + "\n")
+
+
 def load(name: str) -> pd.DataFrame:
     """One validated dataset by its resource name (e.g. 'recipients')."""
+    _record(name)
     frames = _cached()
     if name not in frames:
         raise KeyError(f"no dataset {name!r}; known: {', '.join(sorted(frames))}")
