@@ -87,6 +87,19 @@ def _accessible_bibliography(outdir: Path) -> None:
             page.write_text(text.replace('role="doc-biblioentry"', 'role="listitem"'), encoding="utf-8")
 
 
+ICON_SCRIPT = re.compile(r'<(?:script|link)[^>]*scripts/fontawesome\.js[^>]*>(?:</script>)?\s*')
+
+
+def _drop_icon_script(outdir: Path) -> None:
+    # The theme's Font Awesome script weighs 1.5 MB to draw a dozen icons; _static/tipline.css
+    # draws them from the theme's webfont instead, so neither the tags nor the file are published.
+    for page in outdir.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        if "fontawesome.js" in text:
+            page.write_text(ICON_SCRIPT.sub("", text), encoding="utf-8")
+    (outdir / "_static" / "scripts" / "fontawesome.js").unlink(missing_ok=True)
+
+
 def _finished(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -100,6 +113,7 @@ def _finished(app, exception) -> None:
             text = asset.read_text(encoding="utf-8")
             asset.write_text(re.sub(r"\n?/[/*]# sourceMappingURL=\S+?(?: \*/)?\s*$", "\n", text), encoding="utf-8")
     _accessible_bibliography(outdir)
+    _drop_icon_script(outdir)
     title = html.escape(app.config.html_title or app.config.project)
     (outdir / "404.html").write_text(NOT_FOUND.format(title=title), encoding="utf-8")
     shutil.copy2(outdir / "_static" / "favicon.svg", outdir / "favicon.svg")

@@ -1,0 +1,211 @@
+"""Benchmark the book on this machine and write scripts/benchmark.json (`make bench`).
+
+Measured in one run, in a temporary copy of the book so the working tree is untouched:
+
+* cold build, no-op rebuild, and rebuild after editing one CSV (`make book`);
+* the floor: an empty book with the same configuration and extensions, plus the bare
+  execution time of every chapter with nbclient (no Sphinx); the cold build is reported as a
+  ratio to floor + executions;
+* `make test` wall time (in the working tree; skip with --no-tests);
+* per page in headless Chromium, served gzip-compressed as GitHub Pages serves it: bytes
+  transferred (and the uncompressed size of the same files), requests, and the time from the
+  load event until every chart on the page has drawn its marks.
+
+It is a script, not a test: timings vary with the machine, so they are reported, not asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import gzip
+import http.server
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+OUT = ROOT / "scripts" / "benchmark.json"
+EDITED = ("emerging_reports.csv", "2022,calendar_year,financial_sextortion,10731", "2022,calendar_year,financial_sextortion,10732")
+TARGETS = {"cold_over_floor": 1.3, "noop_seconds": 2.0, "one_csv_over_cold": 0.35, "tests_seconds": 180.0,
+           "page_megabytes": 1.2, "charts_drawn_seconds": 1.0}
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def timed(command: list[str], cwd: Path, env: dict | None = None) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed in {cwd}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+def make_book(book: Path) -> float:
+    env = dict(os.environ, TIPLINE_DATA=str(book / "data"))
+    return timed(["make", "-o", f"{VENV}/bin/jupyter-book", "book", f"VENV={VENV}"], book, env)
+
+
+def copy_book(target: Path) -> Path:
+    ignore = shutil.ignore_patterns(".venv", "_build", ".git", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis")
+    shutil.copytree(ROOT, target, ignore=ignore)
+    return target
+
+
+def floor(work: Path) -> float:
+    """An empty book with the same configuration and extensions: the fixed cost of a build."""
+    empty = work / "empty"
+    empty.mkdir()
+    for name in ("_config.yml", "references.bib"):
+        shutil.copy2(ROOT / name, empty / name)
+    shutil.copytree(ROOT / "_static", empty / "_static")
+    (empty / "data").mkdir()
+    shutil.copy2(ROOT / "data" / "sources.csv", empty / "data" / "sources.csv")
+    (empty / "index.md").write_text("# Empty\n\nA page.\n")
+    (empty / "_toc.yml").write_text("format: jb-book\nroot: index\n")
+    return timed([str(VENV / "bin" / "jupyter-book"), "build", "-n", "-W", "--keep-going", "."], empty,
+                 dict(os.environ, TIPLINE_DATA=str(ROOT / "data")))
+
+
+def executions(book: Path) -> dict[str, float]:
+    """Each chapter executed alone with nbclient, as jupyter-cache would, without Sphinx."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    seconds = {}
+    for path in sorted((book / "chapters").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        start = time.perf_counter()
+        NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(path.parent)}}).execute()
+        seconds[path.stem] = time.perf_counter() - start
+    return seconds
+
+
+class Compressing(http.server.SimpleHTTPRequestHandler):
+    """Serves text assets gzip-compressed when the browser asks, as GitHub Pages does."""
+    TEXT = {".html", ".js", ".css", ".json", ".svg", ".csv", ".txt"}
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if path.is_file() and path.suffix in self.TEXT and "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(path.read_bytes())
+            self.send_response(200)
+            self.send_header("Content-Type", self.guess_type(str(path)))
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            super().do_GET()
+
+
+def pages(site: Path) -> list[dict]:
+    from playwright.sync_api import sync_playwright
+
+    handler = functools.partial(Compressing, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    rows = []
+    names = sorted(p.relative_to(site).as_posix() for p in site.glob("chapters/*.html"))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for name in names:
+            context = browser.new_context()  # a fresh cache: what a first-time reader downloads
+            page = context.new_page()
+            sizes = []
+            page.on("requestfinished", lambda request: sizes.append(request.sizes()["responseBodySize"]))
+            page.goto(f"{base}/{name}", wait_until="load")
+            charts = page.locator(".tipline-chart").count()
+            drawn = 0.0
+            if charts:
+                page.wait_for_function(
+                    f"document.querySelectorAll('.tipline-chart svg.marks').length >= {charts}", polling="raf", timeout=30000)
+                drawn = page.evaluate("(performance.now() - performance.getEntriesByType('navigation')[0].loadEventEnd) / 1000")
+            page.wait_for_load_state("networkidle")
+            files = {}
+            for url in page.evaluate("performance.getEntriesByType('resource').map(e => e.name)") + [page.url]:
+                local = site / url.split("?")[0].split("/", 3)[3]
+                files[local] = local.stat().st_size if local.is_file() else 0
+            rows.append({"page": name, "charts": charts, "requests": len(sizes), "bytes": int(sum(sizes)),
+                         "uncompressed_bytes": int(sum(files.values())),
+                         "charts_drawn_after_load_seconds": round(max(drawn, 0.0), 3)})
+            context.close()
+        browser.close()
+    server.shutdown()
+    return rows
+
+
+def machine() -> dict:
+    memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "0")
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or platform.machine())
+    return {"cores": os.cpu_count(), "memory_gib": round(int(memory) / 2**20, 1), "cpu": cpu,
+            "python": platform.python_version(), "system": f"{platform.system()} {platform.release()}"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-tests", action="store_true", help="skip timing `make test`")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        book = copy_book(work / "book")
+        cold = make_book(book)
+        noop = make_book(book)
+        csv = book / "data" / EDITED[0]
+        csv.write_text(csv.read_text().replace(EDITED[1], EDITED[2]))
+        one_csv = make_book(book)
+        empty = floor(work)
+        executed = executions(book)
+        page_rows = pages(book / "_build" / "html")
+    tests = None if options.no_tests else timed(["make", "test"], ROOT)
+    run = sum(executed.values())
+    result = {
+        "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "seconds": {"cold_build": round(cold, 1), "noop_rebuild": round(noop, 1), "one_csv_rebuild": round(one_csv, 1),
+                    "empty_book": round(empty, 1), "executions": round(run, 1), "tests": None if tests is None else round(tests, 1)},
+        "edited_csv": EDITED[0],
+        "executions": {name: round(value, 2) for name, value in executed.items()},
+        "ratios": {"cold_over_floor": round(cold / (empty + run), 2), "one_csv_over_cold": round(one_csv / cold, 2)},
+        "pages": page_rows,
+        "targets": TARGETS,
+    }
+    heaviest = max(page_rows, key=lambda r: r["bytes"])
+    slowest = max(page_rows, key=lambda r: r["charts_drawn_after_load_seconds"])
+    checks = [
+        ("cold build / (floor + executions)", result["ratios"]["cold_over_floor"], TARGETS["cold_over_floor"]),
+        ("no-op rebuild, s", noop, TARGETS["noop_seconds"]),
+        ("one-CSV rebuild / cold", result["ratios"]["one_csv_over_cold"], TARGETS["one_csv_over_cold"]),
+        ("make test, s", tests, TARGETS["tests_seconds"]),
+        (f"heaviest page, MB sent gzipped ({heaviest['page']})", heaviest["bytes"] / 1e6, TARGETS["page_megabytes"]),
+        (f"slowest charts after load, s ({slowest['page']})", slowest["charts_drawn_after_load_seconds"], TARGETS["charts_drawn_seconds"]),
+    ]
+    result["checks"] = [{"measure": m, "value": None if v is None else round(v, 3), "target": t,
+                         "met": None if v is None else v <= t} for m, v, t in checks]
+    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"{'measure':58} {'value':>9} {'target':>8}  met")
+    for check in result["checks"]:
+        value = "skipped" if check["value"] is None else f"{check['value']:.2f}"
+        print(f"{check['measure']:58} {value:>9} {check['target']:>8}  {check['met']}")
+    print(f"cold {cold:.1f} s = floor {empty:.1f} s + executions {run:.1f} s (x{result['ratios']['cold_over_floor']}); "
+          f"no-op {noop:.1f} s; one CSV {one_csv:.1f} s")
+    print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
