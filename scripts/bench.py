@@ -172,13 +172,18 @@ def main() -> None:
         empty = floor(work)
         executed = executions(book)
         page_rows = pages(book / "_build" / "html")
-    tests = None if options.no_tests else timed(["make", "test"], ROOT)
+    tests = tests_passed = None
+    if not options.no_tests:
+        start = time.perf_counter()
+        tests_passed = subprocess.run(["make", "test"], cwd=ROOT, capture_output=True).returncode == 0
+        tests = time.perf_counter() - start
     run = sum(executed.values())
     result = {
         "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "seconds": {"cold_build": round(cold, 1), "noop_rebuild": round(noop, 1), "one_csv_rebuild": round(one_csv, 1),
                     "empty_book": round(empty, 1), "executions": round(run, 1), "tests": None if tests is None else round(tests, 1)},
+        "tests_passed": tests_passed,
         "edited_csv": EDITED[0],
         "executions": {name: round(value, 2) for name, value in executed.items()},
         "ratios": {"cold_over_floor": round(cold / (empty + run), 2), "one_csv_over_cold": round(one_csv / cold, 2)},

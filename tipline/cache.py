@@ -34,7 +34,8 @@ DEPS = BUILD / ".deps"
 CACHE = BUILD / ".jupyter_cache"
 CHAPTERS = BOOK / "chapters"
 # everything that can change any chapter's output without changing its code
-CODE = sorted((BOOK / "tipline").glob("*.py")) + [BOOK / "_config.yml", BOOK / "_toc.yml", BOOK / "requirements.txt"]
+CODE = sorted((BOOK / "tipline").glob("*.py")) + [BOOK / name for name in (
+    "_config.yml", "_toc.yml", "requirements.txt", "CITATION.cff", "scripts/benchmark.json")]
 
 
 def _digest(path: Path) -> str:

@@ -27,11 +27,17 @@ window.tiplineEmbed = function (id, spec) {
 
 
 def _write_bundle(outdir: Path) -> None:
+    from importlib.metadata import version
+
     import vl_convert
 
     target = outdir / "_static" / BUNDLE
     target.parent.mkdir(parents=True, exist_ok=True)
-    code = "(function(){\n" + vl_convert.javascript_bundle() + "\n})();\n" + HELPER
+    # bundling takes over a second: keep the result beside the site, keyed by the package version
+    cached = outdir.parent / f".vega-bundle-{version('vl-convert-python')}.js"
+    if not cached.exists():
+        cached.write_text(vl_convert.javascript_bundle())
+    code = "(function(){\n" + cached.read_text() + "\n})();\n" + HELPER
     if not target.exists() or target.read_text() != code:
         target.write_text(code)
 
