@@ -93,6 +93,7 @@ def test_not_found_page_and_favicon(built_site, server, browser):
     page, errors, outside = _open(browser, f"{server}/404.html")
     assert page.locator("h1").inner_text() == "Page not found"
     assert page.locator("a#home").get_attribute("href").endswith("index.html")
+    assert page.locator("link[rel=icon]").get_attribute("href").startswith("data:image/svg+xml,")
     assert not errors and not outside
     chapter = (built_site / "chapters" / "summary.html").read_text()
     assert 'rel="icon"' in chapter and "favicon.svg" in chapter

@@ -12,6 +12,7 @@ import html
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 BUNDLE = "tipline-charts.js"
 HELPER = """
@@ -63,7 +64,7 @@ NOT_FOUND = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Page not found: {title}</title>
-<link rel="icon" href="/favicon.svg">
+<link rel="icon" href="data:image/svg+xml,{icon}">
 <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#222;background:#fff}}
 a{{color:#1f5a96}}@media (prefers-color-scheme: dark){{body{{color:#e6e6e6;background:#14181e}}a{{color:#9ab8d8}}}}</style>
 </head><body><main>
@@ -121,7 +122,9 @@ def _finished(app, exception) -> None:
     _accessible_bibliography(outdir)
     _drop_icon_script(outdir)
     title = html.escape(app.config.html_title or app.config.project)
-    (outdir / "404.html").write_text(NOT_FOUND.format(title=title), encoding="utf-8")
+    # the 404 page is served at any address, so it cannot link the favicon by a relative path
+    icon = quote((outdir / "_static" / "favicon.svg").read_text(encoding="utf-8").strip())
+    (outdir / "404.html").write_text(NOT_FOUND.format(title=title, icon=icon), encoding="utf-8")
     shutil.copy2(outdir / "_static" / "favicon.svg", outdir / "favicon.svg")
     from .data import DATA as data
 
