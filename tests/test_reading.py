@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from test_browser import CHROMIUM, SHOTS, _open, _pages, _wait_for_charts, browser, server  # noqa: F401
+from test_browser import CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _wait_for_charts, browser, server  # noqa: F401
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 BLOCKING = ("serious", "critical")
 # no preloading of stylesheets: axe would re-fetch the theme's @imports relative to the page
 # (a request no reader makes), which the server answers with a 404
