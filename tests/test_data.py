@@ -88,6 +88,7 @@ BAD_INPUTS = {
     "negative count": ("user_location.csv", lambda rows: _set(rows, 2, "reports", "-5"), 2, "reports"),
     "unknown verdict": ("claims.csv", lambda rows: _set(rows, 4, "verdict", "probably"), 4, "verdict"),
     "range upside down": ("assumptions.csv", lambda rows: _set(rows, 3, "low", "9"), 3, "low"),
+    "unknown provider link": ("us_referrals.csv", lambda rows: _set(rows, 4, "esp_provider", "Myspace"), 4, "esp_provider"),
 }
 
 

@@ -166,6 +166,11 @@ def _check_domain(frames: dict[str, pd.DataFrame], data_dir: Path) -> None:
             raise DataError(data_dir / "esp_reports.csv", None, "reports",
                             f"{year}: providers sum to {group['reports'].sum():,}, "
                             f"the ESP total is {totals.loc[year, 'esp']:,}")
+    listed = set(zip(esp["year"], esp["provider"]))
+    for index, row in frames["us_referrals"].iterrows():
+        if (row["year"], row["esp_provider"]) not in listed:
+            raise DataError(data_dir / "us_referrals.csv", index + 2, "esp_provider",
+                            f"{row['esp_provider']!r} is not a provider of esp_reports.csv in {row['year']}")
     for name in ("estimates", "assumptions"):
         for index, row in frames[name].iterrows():
             if row["low"] > row["high"]:
