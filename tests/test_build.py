@@ -106,3 +106,28 @@ def test_workflow_passes_actionlint():
     result = subprocess.run([str(VENV / "bin" / "actionlint"), "-no-color"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert list((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def test_citation_file_describes_the_book():
+    import yaml
+
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    for key in ("cff-version", "message", "title", "authors", "version", "date-released"):
+        assert citation.get(key), f"CITATION.cff lacks {key}"
+    assert citation["cff-version"] == "1.2.0"
+    assert all(a.get("name") or a.get("family-names") for a in citation["authors"])
+    project = (ROOT / "pyproject.toml").read_text()
+    assert f'version = "{citation["version"]}"' in project, "CITATION.cff and pyproject.toml disagree on the version"
+    title = re.search(r'^title: "([^"]+)"', (ROOT / "_config.yml").read_text(), re.M).group(1)
+    assert citation["title"].startswith(title)
+
+
+def test_every_chart_has_a_source_line_and_a_data_link(built_site):
+    for page in sorted((built_site / "chapters").glob("*.html")):
+        html = page.read_text()
+        charts_ = html.count('class="tipline-chart"')
+        notes = re.findall(r'<p class="tipline-source">.*?</p>', html, re.S)
+        assert len(notes) >= charts_, f"{page.name}: {charts_} charts but {len(notes)} source lines"
+        for note in notes:
+            link = re.search(r'href="\.\./data/([^"]+)" download', note)
+            assert link and (built_site / "data" / link.group(1)).exists(), f"{page.name}: source line without a data link"
