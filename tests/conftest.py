@@ -19,6 +19,13 @@ def copy_repo(target: Path) -> Path:
     return target
 
 
+def copy_built(built_site: Path, target: Path) -> Path:
+    """A copy of the session's built book, its site and execution cache included, so a test
+    can start from a published book and rebuild only what its change touches."""
+    shutil.copytree(built_site.parents[1], target, ignore=shutil.ignore_patterns("screenshots", "__pycache__"))
+    return target
+
+
 def make_book(repo: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, TIPLINE_DATA=str(repo / "data"))
     # -o: never (re)install into the shared virtual environment from a temporary copy

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from conftest import ROOT, VENV, copy_repo, make_book
+from conftest import ROOT, VENV, copy_built, make_book
 
 
 def test_clean_build_has_every_page_and_the_data(built_site):
@@ -39,8 +39,10 @@ def _break_dataset(repo: Path) -> None:
 
 
 @pytest.mark.parametrize("breakage", [_break_chapter, _break_dataset], ids=["chapter", "dataset"])
-def test_a_broken_chapter_or_dataset_fails_the_build_and_publishes_nothing(tmp_path, breakage):
-    repo = copy_repo(tmp_path / "book")
+def test_a_broken_chapter_or_dataset_fails_the_build_and_publishes_nothing(built_site, tmp_path, breakage):
+    # start from a published book: a failed rebuild must take the old site down too
+    repo = copy_built(built_site, tmp_path / "book")
+    assert (repo / "_build" / "html" / "index.html").exists()
     breakage(repo)
     result = make_book(repo)
     assert result.returncode != 0
@@ -50,8 +52,8 @@ def test_a_broken_chapter_or_dataset_fails_the_build_and_publishes_nothing(tmp_p
         assert "recipients.csv, line" in result.stdout + result.stderr
 
 
-def test_an_edited_csv_changes_prose_tables_and_charts(tmp_path):
-    repo = copy_repo(tmp_path / "book")
+def test_an_edited_csv_changes_prose_tables_and_charts(built_site, tmp_path):
+    repo = copy_built(built_site, tmp_path / "book")
     assert make_book(repo).returncode == 0
     page = repo / "_build" / "html" / "chapters" / "01_referral.html"
     assert "816,361" in page.read_text()
