@@ -17,7 +17,7 @@ BLOCKING = ("serious", "critical")
 AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
 
 
-def test_no_serious_accessibility_violations_at_desktop_and_phone_width(built_site, server, browser):
+def test_no_serious_accessibility_violations_and_a_phone_layout_that_fits(built_site, server, browser):
     axe = Axe()
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems = []
@@ -25,10 +25,11 @@ def test_no_serious_accessibility_violations_at_desktop_and_phone_width(built_si
         for width in (1280, 375):
             page, errors, outside = _open(browser, f"{server}/{name}", width=width)
             _wait_for_charts(page)
-            result = axe.run(page, options=AXE_OPTIONS).response
-            problems += [f"{name} @{width}px: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
-                         for v in result["violations"] if v["impact"] in BLOCKING]
-            if width == 375:
+            if width == 1280:  # the same markup at both widths: axe once, layout checks on the phone
+                result = axe.run(page, options=AXE_OPTIONS).response
+                problems += [f"{name}: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
+                             for v in result["violations"] if v["impact"] in BLOCKING]
+            else:
                 page.screenshot(path=str(SHOTS / ("phone_" + name.replace("/", "_") + ".png")), full_page=True)
                 overflow = page.evaluate("document.documentElement.scrollWidth")
                 if overflow > 400:
