@@ -48,6 +48,7 @@ DEFINITIONS = {
     "actionable_state_local": "Actionable reports made available to ICAC task forces and local agencies",
     "all_state_local": "All reports made available to ICAC task forces and local agencies (actionable and informational)",
     "us_located": "All reports on U.S.-located users (NCMEC's transparency-report series)",
+    "actionable_us_agencies": "Actionable reports made available to any U.S. agency, federal included (a report sent to two agencies counts twice)",
 }
 MAIN = "actionable_state_local"
 
@@ -109,6 +110,7 @@ def investigation_growth() -> float:
 def inputs(year: int) -> Inputs:
     recipients = load("recipients").query("year == @year")
     state_local = recipients[recipients["recipient"].isin(["icac", "local"])]
+    us_agencies = recipients[recipients["recipient"].isin(["icac", "local", "federal"])]
     location = load("user_location").query("year == @year and series == 'transparency_report' and location == 'us'")
     rows = load("downstream").query("agency == 'icac' and period_start == @year and period_end == @year")
     rows = rows.set_index("measure")
@@ -116,13 +118,14 @@ def inputs(year: int) -> Inputs:
         year=year,
         reports={"actionable_state_local": int(state_local.query("label == 'actionable'")["reports"].sum()),
                  "all_state_local": int(state_local["reports"].sum()),
-                 "us_located": int(location["reports"].sum())},
+                 "us_located": int(location["reports"].sum()),
+                 "actionable_us_agencies": int(us_agencies.query("label == 'actionable'")["reports"].sum())},
         investigations=float(rows.loc["investigations", "value"]),
         investigations_more_than=rows.loc["investigations", "qualifier"] == "more_than",
         arrests=float(rows.loc["arrests", "value"]),
         arrests_more_than=rows.loc["arrests", "qualifier"] == "more_than",
         growth=investigation_growth(),
-        grades=tuple(sorted(set(rows["grade"]) | set(state_local["grade"]))),
+        grades=tuple(sorted(set(rows["grade"]) | set(us_agencies["grade"]))),
     )
 
 
