@@ -17,10 +17,14 @@ $(BIN)/jupyter-book: requirements.txt pyproject.toml
 # chapter when the package or the configuration changed (see tipline/cache.py).
 book: $(BIN)/jupyter-book
 	@mkdir -p _build
-	@$(BIN)/python -m tipline.cache || { rm -rf _build/html; echo "BUILD FAILED: nothing was published" >&2; exit 1; }
-	@TIPLINE_DEPS=$(CURDIR)/_build/.deps $(BIN)/jupyter-book build -n -W --keep-going . \
-	  || { rm -rf _build/html; echo "BUILD FAILED: nothing was published" >&2; exit 1; }
-	@$(BIN)/python -m tipline.cache --record
+	@$(BIN)/python -m tipline.cache; status=$$?; \
+	if [ $$status -ne 0 ] && [ $$status -ne 10 ]; then \
+	  rm -rf _build/html; echo "BUILD FAILED: nothing was published" >&2; exit 1; \
+	elif [ $$status -eq 0 ]; then \
+	  TIPLINE_DEPS=$(CURDIR)/_build/.deps $(BIN)/jupyter-book build -n -W --keep-going . \
+	    || { rm -rf _build/html; echo "BUILD FAILED: nothing was published" >&2; exit 1; }; \
+	  $(BIN)/python -m tipline.cache --record; \
+	fi
 	@echo "The book is in _build/html/index.html. Serve it with: make serve (http://127.0.0.1:8000)"
 
 # Re-execute every chapter in place (after editing one, before committing it for nbval).

@@ -4,6 +4,7 @@ jupyter-cache keys a chapter's outputs on its code alone, and Sphinx does not wa
 changed CSV would otherwise publish old numbers. Before each build this module:
 
 1. validates every dataset (a broken CSV stops the build, whichever chapters use it);
+   if nothing at all changed since the last successful build, it says so and Sphinx is skipped;
 2. compares the hashes of data/, the tipline package and the build configuration with the ones
    recorded after the last successful build;
 3. if the package or configuration changed, drops the whole cache (every chapter re-executes);
@@ -42,10 +43,19 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _pages() -> str:
+    """Everything else Sphinx reads: chapters (code and prose), styles, the bibliography."""
+    paths = sorted(CHAPTERS.glob("*")) + sorted((BOOK / "_static").glob("*")) + [BOOK / "references.bib"]
+    return hashlib.sha256(b"".join(p.name.encode() + _digest(p).encode() for p in paths if p.is_file())).hexdigest()
+
+
 def fingerprint() -> dict:
     files = {resource["name"]: _digest(DATA / resource["path"]) for resource in package()["resources"]}
     code = hashlib.sha256(b"".join(_digest(p).encode() for p in CODE if p.exists())).hexdigest()
-    return {"code": code, "schema": _digest(DATA / "datapackage.json"), "datasets": files}
+    return {"code": code, "schema": _digest(DATA / "datapackage.json"), "datasets": files, "pages": _pages()}
+
+
+UP_TO_DATE = 10  # exit status: nothing changed since the last successful build
 
 
 def _drop_everything() -> None:
@@ -82,10 +92,13 @@ def stale_chapters(old: dict, new: dict) -> list[Path] | None:
     return stale
 
 
-def prepare() -> str:
+def prepare() -> str | None:
+    """Validate, then drop what is stale; None when the published site is already current."""
     load_all()  # raises DataError naming file, line and column
     new = fingerprint()
     old = json.loads(STATE.read_text()) if STATE.exists() else {}
+    if old == new and (BUILD / "html" / "index.html").exists():
+        return None
     stale = stale_chapters(old, new)
     if stale is None:
         _drop_everything()
@@ -107,7 +120,11 @@ if __name__ == "__main__":
         if "--record" in sys.argv:
             record()
         else:
-            print(prepare())
+            status = prepare()
+            if status is None:
+                print("nothing changed since the last build: _build/html is up to date")
+                sys.exit(UP_TO_DATE)
+            print(status)
     except DataError as error:
         print(f"invalid data: {error}", file=sys.stderr)
         sys.exit(1)
