@@ -1,7 +1,7 @@
 """The built site in a real browser (Debian's Chromium driven by Playwright).
 
 Every page loads without console errors and without any request leaving 127.0.0.1,
-every chart placeholder draws its marks, a slider changes a chart, and charts also draw
+axe-core finds no serious or critical accessibility violation, every chart placeholder draws its marks, a slider changes a chart, and charts also draw
 from file://. Screenshots of every page are written to _build/screenshots/.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,11 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-f
 # (CI=true) they run and fail, so a missing browser can never pass as a green build.
 NO_BROWSER = not CHROMIUM.exists() and not os.environ.get("CI")
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
+
+
+# no preloading of stylesheets: axe would re-fetch the theme's @imports relative to the page
+# (a request no reader makes), which the server answers with a 404
+AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -87,15 +93,15 @@ def _pages(built_site):
                   if "_static" not in p.parts and p.name not in ("index.html", "genindex.html", "search.html"))
 
 
-def test_every_page_loads_offline_and_draws_its_charts(built_site, server, browser):
+def test_every_page_loads_offline_draws_its_charts_and_passes_axe(built_site, server, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     pages = _pages(built_site)
     assert len(pages) >= 10
     redirect, _, _ = _open(browser, f"{server}/index.html")
     redirect.wait_for_url("**/chapters/summary.html")
     redirect.close()
-    total_charts = 0
-    for name in pages:
+    total_charts, inaccessible = 0, []
+    for name in pages + ["search.html", "404.html"]:
         page, errors, outside = _open(browser, f"{server}/{name}")
         total_charts += _wait_for_charts(page)
         drawn = page.locator(".tipline-chart svg.marks, .tipline-chart canvas.marks").count()
@@ -106,10 +112,14 @@ def test_every_page_loads_offline_and_draws_its_charts(built_site, server, brows
                 const box = m.getBBox(); return box.width > 0 || box.height > 0; })).map(c => c.id)""")
         assert not empty, f"{name}: charts without visible marks {empty}"
         page.screenshot(path=str(SHOTS / (name.replace("/", "_") + ".png")), full_page=True)
+        result = Axe().run(page, options=AXE_OPTIONS).response
+        inaccessible += [f"{name}: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
+                         for v in result["violations"] if v["impact"] in ("serious", "critical")]
         page.close()
         assert not errors, f"{name}: console errors {errors}"
         assert not outside, f"{name}: requests to other hosts {outside}"
     assert total_charts >= 14
+    assert not inaccessible, "axe-core, serious or critical:\n" + "\n".join(inaccessible)
 
 
 def test_chapters_have_charts(built_site):

@@ -1,5 +1,6 @@
-"""Reader experience in a real browser: accessibility (axe-core), phone and desktop layouts,
-dark mode, print, offline search, the 404 page, and page weight.
+"""Reader experience in a real browser: phone layout, dark mode (with an axe-core contrast scan),
+print, offline search, the 404 page, and page weight. The axe-core scan of every page runs
+with the page checks in test_browser.py.
 
 Screenshots land in _build/screenshots/ (desktop, phone, dark) for a person to inspect.
 """
@@ -8,38 +9,28 @@ from __future__ import annotations
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from test_browser import CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _wait_for_charts, browser, server  # noqa: F401
+from test_browser import AXE_OPTIONS, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _wait_for_charts, browser, server  # noqa: F401
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 BLOCKING = ("serious", "critical")
-# no preloading of stylesheets: axe would re-fetch the theme's @imports relative to the page
-# (a request no reader makes), which the server answers with a 404
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
 
 
-def test_no_serious_accessibility_violations_and_a_phone_layout_that_fits(built_site, server, browser):
-    axe = Axe()
+def test_every_page_fits_a_phone_screen(built_site, server, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems = []
     for name in _pages(built_site) + ["search.html", "404.html"]:
-        for width in (1280, 375):
-            page, errors, outside = _open(browser, f"{server}/{name}", width=width)
-            _wait_for_charts(page)
-            if width == 1280:  # the same markup at both widths: axe once, layout checks on the phone
-                result = axe.run(page, options=AXE_OPTIONS).response
-                problems += [f"{name}: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
-                             for v in result["violations"] if v["impact"] in BLOCKING]
-            else:
-                page.screenshot(path=str(SHOTS / ("phone_" + name.replace("/", "_") + ".png")), full_page=True)
-                overflow = page.evaluate("document.documentElement.scrollWidth")
-                if overflow > 400:
-                    problems.append(f"{name} @375px: page is {overflow}px wide")
-                wide = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')]
-                    .filter(c => c.getBoundingClientRect().right > window.innerWidth + 1).map(c => c.id)""")
-                if wide:
-                    problems.append(f"{name} @375px: charts overflow the screen {wide}")
-            assert not errors and not outside, f"{name}: {errors} {outside}"
-            page.close()
+        page, errors, outside = _open(browser, f"{server}/{name}", width=375)
+        _wait_for_charts(page)
+        page.screenshot(path=str(SHOTS / ("phone_" + name.replace("/", "_") + ".png")), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        if overflow > 400:
+            problems.append(f"{name}: page is {overflow}px wide")
+        wide = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')]
+            .filter(c => c.getBoundingClientRect().right > window.innerWidth + 1).map(c => c.id)""")
+        if wide:
+            problems.append(f"{name}: charts overflow the screen {wide}")
+        assert not errors and not outside, f"{name}: {errors} {outside}"
+        page.close()
     assert not problems, "\n".join(problems)
 
 
