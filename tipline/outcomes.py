@@ -43,7 +43,7 @@ SEED = 20240501
 LEVEL = 0.9  # the central interval reported for every outcome
 DRAWS = 20_000
 
-# Which reports count as "genuine, U.S. jurisdiction": the main definition and two variants.
+# Which reports count as "genuine, U.S. jurisdiction": the main definition and three variants.
 DEFINITIONS = {
     "actionable_state_local": "Actionable reports made available to ICAC task forces and local agencies",
     "all_state_local": "All reports made available to ICAC task forces and local agencies (actionable and informational)",
@@ -70,7 +70,7 @@ def outcome_shares(reports, investigations, arrests, cybertip_share, reports_per
             "arrest": arrested / reports}
 
 
-def _rounding_unit(value: float) -> float:
+def _rounding_unit(value: float) -> int:
     """'More than 12,600' is a number rounded down to its last non-zero digit."""
     value, unit = int(value), 1
     while value and value % (unit * 10) == 0:
@@ -175,39 +175,30 @@ def central_setting(ranges: pd.DataFrame | None = None) -> dict[str, float]:
     return {name: (ranges.loc[name, "low"] + ranges.loc[name, "high"]) / 2 for name in PARAMETERS}
 
 
-def at(year: int, definition: str = MAIN, **setting) -> dict[str, float]:
-    """Outcome shares for one explicit setting (missing parameters at the middle of their range)."""
-    given = inputs(year)
-    values = central_setting() | setting
+def _shares(given: Inputs, definition: str, values: dict[str, float]) -> dict[str, float]:
     shares = outcome_shares(given.reports[definition], given.investigations, given.arrests,
                             values["cybertip_share"], values["reports_per_investigation"],
                             (1 + given.growth) ** values["fiscal_lag_years"])
     return {k: float(v) for k, v in shares.items()}
 
 
+def at(year: int, definition: str = MAIN, **setting) -> dict[str, float]:
+    """Outcome shares for one explicit setting (missing parameters at the middle of their range)."""
+    return _shares(inputs(year), definition, central_setting() | setting)
+
+
 def sensitivity(year: int, outcome: str = "never_investigated", definition: str = MAIN) -> pd.DataFrame:
     """One-at-a-time swings: each parameter to the ends of its range, the others at the middle."""
     ranges = assumptions()
-    base = at(year, definition)[outcome]
+    given, middle = inputs(year), central_setting(ranges)
+    base = _shares(given, definition, middle)[outcome]
     rows = []
     for name in PARAMETERS:
-        low = at(year, definition, **{name: ranges.loc[name, "low"]})[outcome]
-        high = at(year, definition, **{name: ranges.loc[name, "high"]})[outcome]
+        low = _shares(given, definition, middle | {name: ranges.loc[name, "low"]})[outcome]
+        high = _shares(given, definition, middle | {name: ranges.loc[name, "high"]})[outcome]
         rows.append({"parameter": name, "label": PARAMETER_LABELS[name], "meaning": ranges.loc[name, "meaning"], "at_low": low,
                      "at_high": high, "swing": abs(high - low), "base": base})
     return pd.DataFrame(rows).sort_values("swing", ascending=False).reset_index(drop=True)
-
-
-def robustness(definition: str = MAIN) -> pd.DataFrame:
-    """For every modelled year, how often each outcome is the most common one across draws."""
-    rows = []
-    for year in years():
-        result = summary(draw(year, definition))
-        for outcome in OUTCOMES:
-            rows.append({"year": year, "definition": definition, "outcome": outcome,
-                         "median": result.loc[outcome, "median"], "low": result.loc[outcome, "low"],
-                         "high": result.loc[outcome, "high"], "mode_share": result.loc[outcome, "mode_share"]})
-    return pd.DataFrame(rows)
 
 
 def verdict(mode_share: pd.Series) -> str:
