@@ -68,3 +68,9 @@ def test_a_query_that_matches_nothing_is_refused(tmp_path):
     claims, line = _claims_with(tmp_path, "tens_of_millions", "numerator", "year == 1900")
     with pytest.raises(DataError, match=rf"line {line}.*matches no row"):
         ledger.evidence(claims, model_value=_model)
+
+
+def test_a_failing_denominator_query_names_the_denominator_column(tmp_path):
+    claims, line = _claims_with(tmp_path, "esp_majority", "denominator", "year == 1900")
+    with pytest.raises(DataError, match=rf"line {line}, column 'denominator'.*matches no row"):
+        ledger.evidence(claims, model_value=_model)

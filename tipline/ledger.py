@@ -20,48 +20,49 @@ VERDICTS = {"supported": "Supported", "partly_supported": "Partly supported",
 MEASURES = {"downstream": "value", "feedback": "feedback_instances", "files": "files"}
 
 
-def _total(dataset: str, query: str, line: int) -> tuple[float, pd.DataFrame]:
+def _total(dataset: str, query: str, line: int, column: str) -> tuple[float, pd.DataFrame]:
+    """Sum of the measured value over the rows `query` selects; errors name claims.csv's `column`."""
     frame = load(dataset)
     try:
         rows = frame.query(query)
     except Exception as error:  # a malformed query is a data error in claims.csv
-        raise DataError(DATA / "claims.csv", line, "numerator", f"query {query!r} fails: {error}") from None
+        raise DataError(DATA / "claims.csv", line, column, f"query {query!r} fails: {error}") from None
     if rows.empty:
-        raise DataError(DATA / "claims.csv", line, "numerator", f"query {query!r} matches no row of {dataset}")
+        raise DataError(DATA / "claims.csv", line, column, f"query {query!r} matches no row of {dataset}")
     return float(rows[MEASURES.get(dataset, "reports")].sum()), rows
+
+
+FORMATS = {"count": count, "share": share, "ratio": lambda value: f"{value:.2f}"}
 
 
 def evidence(claims: pd.DataFrame | None = None, model_value=None) -> pd.DataFrame:
     """claims.csv with an `evidence_value` (float) and `evidence_text` (formatted) per claim.
 
     `model_value(outcome)` supplies the model's median share for claims whose dataset is 'model'.
-    Also returns, in `evidence_rows`, the data rows each value was computed from.
+    Also returns, in `evidence_rows`, the data rows each value was computed from. A verdict whose
+    `holds_if` condition the evidence no longer meets stops with a DataError.
     """
     claims = load("claims") if claims is None else claims
     values, texts, rows_used = [], [], []
-    for index, claim in claims.iterrows():
-        line = index + 2
-        if claim["evidence_format"] == "none":
+    for line, claim in enumerate(claims.itertuples(index=False), start=2):
+        if claim.evidence_format == "none":
             values.append(float("nan")); texts.append("(no public series)"); rows_used.append(None)
             continue
-        if claim["dataset"] == "model":
-            value = float(model_value(claim["numerator"]))
-            rows_used.append(load("assumptions"))
+        if claim.dataset == "model":
+            value, rows = float(model_value(claim.numerator)), load("assumptions")
         else:
-            value, rows = _total(claim["dataset"], claim["numerator"], line)
-            if claim["denominator_dataset"]:
-                below, below_rows = _total(claim["denominator_dataset"], claim["denominator"], line)
-                value = value / below
-                rows = pd.concat([rows, below_rows])
-            rows_used.append(rows)
-        values.append(value)
-        texts.append({"count": count, "share": lambda v: share(v), "ratio": lambda v: f"{v:.2f}"}[claim["evidence_format"]](value))
-    result = claims.copy()
-    for index, (claim, value) in enumerate(zip(claims.itertuples(index=False), values)):
+            value, rows = _total(claim.dataset, claim.numerator, line, "numerator")
+            if claim.denominator_dataset:
+                below, below_rows = _total(claim.denominator_dataset, claim.denominator, line, "denominator")
+                value, rows = value / below, pd.concat([rows, below_rows])
         if claim.holds_if and not holds(claim.holds_if, value, claim.claimed_value):
-            raise DataError(DATA / "claims.csv", index + 2, "holds_if",
+            raise DataError(DATA / "claims.csv", line, "holds_if",
                             f"the evidence for {claim.claim_id!r} is now {value:g}, which no longer meets "
                             f"'{claim.holds_if}': review the verdict {claim.verdict!r}")
+        values.append(value)
+        texts.append(FORMATS[claim.evidence_format](value))
+        rows_used.append(rows)
+    result = claims.copy()
     result["evidence_value"] = values
     result["evidence_text"] = texts
     result["evidence_rows"] = rows_used
