@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from test_browser import AXE_OPTIONS, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _wait_for_charts, browser, server  # noqa: F401
+from test_browser import AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _wait_for_charts, browser, server  # noqa: F401
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
-BLOCKING = ("serious", "critical")
 
 
 def test_every_page_fits_a_phone_screen(built_site, server, browser):
