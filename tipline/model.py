@@ -65,12 +65,14 @@ def funnel(year: int) -> pd.DataFrame:
     return frame
 
 
-def arrest_ceiling() -> pd.DataFrame:
-    """ICAC arrests (fiscal year, all sources) per 100 actionable reports offered to ICAC
-    (calendar year of the same number), for every year where both are published.
+def icac_arrests_per_actionable_report() -> pd.DataFrame:
+    """ICAC arrests (fiscal year, every origin of case) per 100 actionable reports made available
+    to ICAC task forces (calendar year of the same number), for every year where both are published.
 
-    It is a ceiling on the share of reports ending in an ICAC arrest only if every arrest
-    began with a CyberTipline report and each arrested person appears in one report.
+    This ratio is neither a ceiling nor a floor on the share of reports that end in an arrest:
+    arrests from proactive cases (not begun by a report) and arrests by other agencies push it
+    away from that share in opposite directions, one arrest resting on several reports raises the
+    share above it, and "more than" counts and the fiscal-year offset move it a little either way.
     """
     recipients = load("recipients")
     offered = recipients[(recipients["recipient"] == "icac") & (recipients["label"] == "actionable")]
