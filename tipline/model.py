@@ -83,3 +83,74 @@ def icac_arrests_per_actionable_report() -> pd.DataFrame:
                           "icac_arrests": arrests.loc[years].values})
     frame["arrests_per_100"] = 100 * frame["icac_arrests"] / frame["actionable_to_icac"]
     return frame
+
+
+DISTINCT = "distinct reports"
+DELIVERIES = "deliveries"
+RECIPIENT_NAMES = {"icac": "ICAC task forces", "local": "local agencies", "federal": "federal agencies"}
+
+
+def us_counts() -> pd.DataFrame:
+    """Every U.S. count of CyberTipline reports the book uses or could use, one row per count and year.
+
+    Columns: key (a stable name), count (what a reader sees), unit ("distinct reports", or
+    "deliveries" where one report made available to several agencies is counted once for each),
+    year, reports, qualifier, grade, source_id, locator and dataset. Sums the book forms from
+    deliveries (e.g. the model's denominator) are rows too, with the grade of their weakest part.
+    """
+    rows = []
+
+    def add(key, count, unit, frame, dataset, value_column="reports"):
+        for _, row in frame.iterrows():
+            rows.append({"key": key, "count": count, "unit": unit, "year": int(row["year"]),
+                         "reports": row[value_column], "qualifier": row.get("qualifier", "exact") or "exact",
+                         "grade": row["grade"], "source_id": row["source_id"], "locator": row["locator"],
+                         "dataset": dataset})
+
+    location = load("user_location")
+    us = location[location["location"] == "us"]
+    add("us_located", "U.S.-located users (NCMEC's reports to Congress)", DISTINCT,
+        us[us["series"] == "transparency_report"], "user_location")
+    add("by_country_us", "United States row of NCMEC's by-country table", DISTINCT,
+        us[us["series"] == "by_country"], "user_location")
+    other = load("us_counts")
+    labels = {"by_country_referrals": "United States row of the by-country table: referrals",
+              "by_country_informational": "United States row of the by-country table: informational",
+              "ncmec_referred_us": "\u201cReferred to law enforcement in the U.S.\u201d (NCMEC, as quoted)"}
+    for key, label in labels.items():
+        add(key, label, DISTINCT, other[other["count"] == key], "us_counts")
+    escalations = load("escalations")
+    add("global_platform_us_referrals", "U.S. referrals on NCMEC's Global Platform", DISTINCT,
+        escalations[(escalations["scope"] == "us") & (escalations["measure"] == "referrals")], "escalations")
+
+    recipients = load("recipients")
+    for recipient, name in RECIPIENT_NAMES.items():
+        for label in ("actionable", "informational"):
+            part = recipients[(recipients["recipient"] == recipient) & (recipients["label"] == label)]
+            add(f"{recipient}_{label}", f"{label.capitalize()} reports made available to {name}", DELIVERIES,
+                part, "recipients")
+
+    weakest = {"primary": 0, "transcription": 1, "secondary": 2}
+
+    def combine(key, count, parts):
+        chosen = recipients[recipients.apply(lambda r: (r["recipient"], r["label"]) in parts, axis=1)]
+        for year, group in chosen.groupby("year"):
+            if len(group) != len(parts):
+                continue
+            grade = max(group["grade"], key=weakest.get)
+            rows.append({"key": key, "count": count, "unit": DELIVERIES, "year": int(year),
+                         "reports": group["reports"].sum(), "qualifier": "exact", "grade": grade,
+                         "source_id": ", ".join(dict.fromkeys(group["source_id"])),
+                         "locator": "sum of the rows above", "dataset": "recipients"})
+
+    combine("actionable_state_local", "Actionable reports made available to ICAC task forces and local agencies",
+            [("icac", "actionable"), ("local", "actionable")])
+    combine("all_state_local", "All reports made available to ICAC task forces and local agencies",
+            [(r, lab) for r in ("icac", "local") for lab in ("actionable", "informational")])
+    combine("actionable_us_agencies", "Actionable reports made available to any U.S. agency",
+            [(r, "actionable") for r in RECIPIENT_NAMES])
+    combine("all_us_agencies", "All reports made available to any U.S. agency",
+            [(r, lab) for r in RECIPIENT_NAMES for lab in ("actionable", "informational")])
+    frame = pd.DataFrame(rows)
+    frame["reports"] = frame["reports"].astype(int)
+    return frame
