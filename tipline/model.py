@@ -40,8 +40,18 @@ def downstream(agency: str, measure: str) -> pd.Series:
     return rows.set_index("period_end")["value"].sort_index()
 
 
+YEAR_KINDS = {"calendar_year": "Calendar year (NCMEC counts)", "fiscal_year": "Federal fiscal year (ICAC counts)"}
+
+
 def funnel(year: int) -> pd.DataFrame:
-    """The stages from all reports to ICAC arrests for one year, with their kind of year."""
+    """The stages from all reports to ICAC arrests for one year.
+
+    Columns: stage, count, period (calendar_year or fiscal_year), kind (the same in words),
+    unit (what one count is), order, and ratio (count / the count of the stage before). The
+    third stage counts deliveries, not reports: one report made available to several agencies
+    counts once for each, and reports with no known location go to federal agencies, so it can
+    exceed the U.S.-located reports above it.
+    """
     reports = preferred_reports().loc[year, "all"]
     location = load("user_location")
     us_located = location[(location["year"] == year) & (location["series"] == "transparency_report")
@@ -50,18 +60,20 @@ def funnel(year: int) -> pd.DataFrame:
     icac = recipients[(recipients["year"] == year) & (recipients["recipient"] == "icac")]
     icac_actionable = icac[icac["label"] == "actionable"]["reports"].iloc[0]
     stages = [
-        ("All CyberTipline reports", reports, "calendar_year"),
-        ("Reports on U.S.-located users", us_located, "calendar_year"),
-        ("Actionable reports made available to U.S. agencies", us_agency_reports().loc[year, "actionable"], "calendar_year"),
-        ("Actionable reports made available to ICAC task forces", icac_actionable, "calendar_year"),
+        ("All CyberTipline reports", reports, "calendar_year", "reports"),
+        ("Reports on U.S.-located users", us_located, "calendar_year", "reports"),
+        ("Actionable deliveries to U.S. agencies", us_agency_reports().loc[year, "actionable"], "calendar_year", "deliveries"),
+        ("Actionable reports made available to ICAC task forces", icac_actionable, "calendar_year", "deliveries"),
     ]
     investigations, arrests = downstream("icac", "investigations"), downstream("icac", "arrests")
     if year in investigations.index:
-        stages.append(("ICAC investigations (all sources)", investigations[year], "fiscal_year"))
+        stages.append(("ICAC investigations (all sources)", investigations[year], "fiscal_year", "investigations"))
     if year in arrests.index:
-        stages.append(("ICAC arrests (all sources)", arrests[year], "fiscal_year"))
-    frame = pd.DataFrame(stages, columns=["stage", "count", "period"])
+        stages.append(("ICAC arrests (all sources)", arrests[year], "fiscal_year", "arrests"))
+    frame = pd.DataFrame(stages, columns=["stage", "count", "period", "unit"])
+    frame["kind"] = frame["period"].map(YEAR_KINDS)
     frame["order"] = range(len(frame))
+    frame["ratio"] = frame["count"] / frame["count"].shift(1)
     return frame
 
 
