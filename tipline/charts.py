@@ -119,29 +119,36 @@ class SourceNote(str):
 
 
 def ratio_words(ratio: float) -> str:
-    """'1 in 16 of the stage above' or '1.9 times the stage above' (empty for the first stage)."""
+    """'1 in 16' or '×1.9': a stage's size against the stage above it (empty for the first stage)."""
     if ratio != ratio:  # NaN: the first stage has nothing above it
         return ""
     if ratio >= 1:
-        return f"{ratio:.1f} times the stage above"
-    return f"1 in {1 / ratio:,.0f} of the stage above"
+        return f"×{ratio:.1f}"
+    return f"1 in {1 / ratio:,.0f}"
 
 
 def funnel_chart(stages: pd.DataFrame, title: str) -> alt.LayerChart:
     """Points on a logarithmic axis (no bars from an arbitrary 1), each labelled with its count
-    and its ratio to the stage above, coloured by the kind of year."""
+    and its ratio to the stage above ("1 in 16", "×1.9"), coloured by the kind of year."""
+    import math
+
     frame = stages.copy()
     frame["label"] = [f"{count:,.0f}" + (f" ({ratio_words(ratio)})" if ratio_words(ratio) else "")
                       for count, ratio in zip(frame["count"], frame["ratio"])]
+    low = 10 ** math.floor(math.log10(frame["count"].min()))
+    high = 10 ** math.ceil(math.log10(frame["count"].max() * 300))
+    top = math.ceil(math.log10(frame["count"].max()))
+    ticks = [10 ** k for k in range(int(math.log10(low)), top + 1)]
     base = alt.Chart(frame).encode(
         y=alt.Y("stage:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=0)),
-        x=alt.X("count:Q", scale=alt.Scale(type="log", domainMax=float(frame["count"].max()) * 40),
-                title="Count (logarithmic scale: each gridline is ten times the one before)", axis=alt.Axis(format="~s")),
+        x=alt.X("count:Q", scale=alt.Scale(type="log", domain=[low, high]),
+                title="Count (logarithmic scale)", axis=alt.Axis(format="~s", values=ticks)),
     )
     points = base.mark_point(filled=True, size=110, opacity=1).encode(
-        color=alt.Color("kind:N", title="Kind of year", scale=alt.Scale(domain=list(dict.fromkeys(frame["kind"])), range=["#1f5a96", "#c8553d"])),
+        color=alt.Color("kind:N", title="Kind of year", legend=alt.Legend(labelLimit=0, columns=1),
+                        scale=alt.Scale(domain=list(dict.fromkeys(frame["kind"])), range=["#1f5a96", "#c8553d"])),
         tooltip=[alt.Tooltip("stage:N", title="Stage"), alt.Tooltip("count:Q", format=",", title="Count"),
-                 alt.Tooltip("kind:N", title="Kind of year"), alt.Tooltip("label:N", title="Count and ratio")],
+                 alt.Tooltip("kind:N", title="Kind of year"), alt.Tooltip("label:N", title="Count (size against the stage above)")],
     )
     labels = base.mark_text(align="left", dx=9, fontSize=11, color="#333333").encode(text="label:N")
     return alt.layer(points, labels).properties(width="container", height=40 * len(frame), title=title)
