@@ -99,7 +99,7 @@ def icac_arrests_per_actionable_report() -> pd.DataFrame:
 
 DISTINCT = "distinct reports"
 DELIVERIES = "deliveries"
-RECIPIENT_NAMES = {"icac": "ICAC task forces", "local": "local agencies", "federal": "federal agencies"}
+RECIPIENT_NAMES = {"icac": "ICAC task forces", "local": "local agencies", "federal": "federal agencies"}  # as shown in us_counts()
 
 
 def us_counts() -> pd.DataFrame:
@@ -121,25 +121,25 @@ def us_counts() -> pd.DataFrame:
 
     location = load("user_location")
     us = location[location["location"] == "us"]
-    add("us_located", "U.S.-located users (NCMEC's reports to Congress)", DISTINCT,
+    add("us_located", "U.S.-located users (reports to Congress)", DISTINCT,
         us[us["series"] == "transparency_report"], "user_location")
-    add("by_country_us", "United States row of NCMEC's by-country table", DISTINCT,
+    add("by_country_us", "By-country table, U.S. row", DISTINCT,
         us[us["series"] == "by_country"], "user_location")
     other = load("us_counts")
-    labels = {"by_country_referrals": "United States row of the by-country table: referrals",
-              "by_country_informational": "United States row of the by-country table: informational",
-              "ncmec_referred_us": "\u201cReferred to law enforcement in the U.S.\u201d (NCMEC, as quoted)"}
+    labels = {"by_country_referrals": "By-country table, U.S. referrals",
+              "by_country_informational": "By-country table, U.S. informational",
+              "ncmec_referred_us": "\u201cReferred to law enforcement in the U.S.\u201d (as quoted)"}
     for key, label in labels.items():
         add(key, label, DISTINCT, other[other["count"] == key], "us_counts")
     escalations = load("escalations")
-    add("global_platform_us_referrals", "U.S. referrals on NCMEC's Global Platform", DISTINCT,
+    add("global_platform_us_referrals", "Global Platform, U.S. referrals", DISTINCT,
         escalations[(escalations["scope"] == "us") & (escalations["measure"] == "referrals")], "escalations")
 
     recipients = load("recipients")
     for recipient, name in RECIPIENT_NAMES.items():
         for label in ("actionable", "informational"):
             part = recipients[(recipients["recipient"] == recipient) & (recipients["label"] == label)]
-            add(f"{recipient}_{label}", f"{label.capitalize()} reports made available to {name}", DELIVERIES,
+            add(f"{recipient}_{label}", f"{name[0].upper() + name[1:]}: {label}", DELIVERIES,
                 part, "recipients")
 
     weakest = {"primary": 0, "transcription": 1, "secondary": 2}
@@ -155,13 +155,13 @@ def us_counts() -> pd.DataFrame:
                          "source_id": ", ".join(dict.fromkeys(group["source_id"])),
                          "locator": "sum of the rows above", "dataset": "recipients"})
 
-    combine("actionable_state_local", "Actionable reports made available to ICAC task forces and local agencies",
+    combine("actionable_state_local", "ICAC task forces and local agencies: actionable",
             [("icac", "actionable"), ("local", "actionable")])
-    combine("all_state_local", "All reports made available to ICAC task forces and local agencies",
+    combine("all_state_local", "ICAC task forces and local agencies: all",
             [(r, lab) for r in ("icac", "local") for lab in ("actionable", "informational")])
-    combine("actionable_us_agencies", "Actionable reports made available to any U.S. agency",
+    combine("actionable_us_agencies", "All U.S. agencies: actionable",
             [(r, "actionable") for r in RECIPIENT_NAMES])
-    combine("all_us_agencies", "All reports made available to any U.S. agency",
+    combine("all_us_agencies", "All U.S. agencies: all",
             [(r, lab) for r in RECIPIENT_NAMES for lab in ("actionable", "informational")])
     frame = pd.DataFrame(rows)
     frame["reports"] = frame["reports"].astype(int)
