@@ -129,7 +129,7 @@ def test_every_chart_has_a_source_line_and_a_data_link(built_site):
     for page in sorted((built_site / "chapters").glob("*.html")):
         html = page.read_text()
         charts_ = html.count('class="tipline-chart"')
-        notes = re.findall(r'<p class="tipline-source">.*?</p>', html, re.S)
+        notes = re.findall(r'<(?:p|div) class="tipline-source">.*?</p>', html, re.S)
         assert len(notes) >= charts_, f"{page.name}: {charts_} charts but {len(notes)} source lines"
         for note in notes:
             link = re.search(r'href="\.\./data/([^"]+)" download', note)

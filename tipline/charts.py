@@ -64,15 +64,17 @@ def setup() -> None:
 
 
 def _compact(locators: pd.Series) -> str:
-    """'p. 1, table X; p. 2, table X' -> 'pp. 1-2, table X' (other locators kept as they are)."""
+    """'p. 1, table X; p. 2, table X' -> 'pp. 1-2, table X'; 'entry, field a; entry, field b' ->
+    'entry, field a; field b' (each locator once, in the order first met)."""
     pages: dict[str, list[int]] = {}
-    others = []
+    others: dict[str, list[str]] = {}
     for locator in dict.fromkeys(locators):
-        match = re.fullmatch(r"p\. (\d+), (.+)", locator)
+        match = re.fullmatch(r"p\. ([0-9]+), (.+)", locator)
         if match:
             pages.setdefault(match.group(2), []).append(int(match.group(1)))
         else:
-            others.append(locator)
+            head, _, rest = locator.partition(", ")
+            others.setdefault(head, []).append(rest)
     parts = []
     for where, numbers in pages.items():
         numbers = sorted(set(numbers))
@@ -82,26 +84,71 @@ def _compact(locators: pd.Series) -> str:
             parts.append(f"pp. {numbers[0]}\u2013{numbers[-1]}, {where}")
         else:
             parts.append(f"pp. {', '.join(map(str, numbers))}, {where}")
-    return "; ".join(parts + others)
+    for head, rests in others.items():
+        details = [rest for rest in rests if rest]
+        parts.append(f"{head}, {'; '.join(details)}" if details else head)
+    return "; ".join(parts)
 
 
 def source_note(frame: pd.DataFrame, dataset: str) -> "SourceNote":
-    """The source line for a chart or table drawn from rows of `dataset`."""
+    """One compact source note for a chart or table drawn from rows of `dataset`.
+
+    Each source is named once, however many rows cite it: a "Sources (n)" disclosure lists
+    publisher, title, date, the locators used and the grade; the data link stays visible.
+    Every value from the registry is html-escaped on its way into the page.
+    """
     registry = sources()
-    parts = []
+    items = []
     for source_id, rows in frame.groupby("source_id", sort=False):
         entry = registry.loc[source_id]
         locators = _compact(rows["locator"])
         title = html.escape(entry["title"])
         if isinstance(entry["url"], str) and entry["url"]:
             title = f'<a href="{html.escape(entry["url"], quote=True)}">{title}</a>'
-        parts.append(f"{html.escape(entry['publisher'])}, <em>{title}</em> ({html.escape(entry['published'])}), "
-                     f"{html.escape(locators)} [{GRADE_LABEL[entry['grade']]}]")
-    link = f'<a href="../data/{dataset}.csv" download>{dataset}.csv</a>'
-    return SourceNote("<p class=\"tipline-source\"><strong>Source:</strong> " + " · ".join(parts)
-                      + f". <strong>Data:</strong> {link}.</p>")
+        items.append(f"<li>{html.escape(entry['publisher'])}, <em>{title}</em> ({html.escape(str(entry['published']))}), "
+                     f"{html.escape(locators)} [{GRADE_LABEL[entry['grade']]}]</li>")
+    name = html.escape(dataset, quote=True)
+    link = f'<a href="../data/{name}.csv" download>{name}.csv</a>'
+    return SourceNote(f'<div class="tipline-source"><details><summary>Sources ({len(items)})</summary>'
+                      f'<ul>{"".join(items)}</ul></details><p><strong>Data:</strong> {link}</p></div>')
 
 
 class SourceNote(str):
     def _repr_html_(self) -> str:
         return str(self)
+
+
+def ratio_words(ratio: float) -> str:
+    """'1 in 16' or '×1.9': a stage's size against the stage above it (empty for the first stage)."""
+    if ratio != ratio:  # NaN: the first stage has nothing above it
+        return ""
+    if ratio >= 1:
+        return f"×{ratio:.1f}"
+    return f"1 in {1 / ratio:,.0f}"
+
+
+def funnel_chart(stages: pd.DataFrame, title: str) -> alt.LayerChart:
+    """Points on a logarithmic axis (no bars from an arbitrary 1), each labelled with its count
+    and its ratio to the stage above ("1 in 16", "×1.9"), coloured by the kind of year."""
+    import math
+
+    frame = stages.copy()
+    frame["label"] = [f"{count:,.0f}" + (f" ({ratio_words(ratio)})" if ratio_words(ratio) else "")
+                      for count, ratio in zip(frame["count"], frame["ratio"])]
+    low = 10 ** math.floor(math.log10(frame["count"].min()))
+    high = 10 ** math.ceil(math.log10(frame["count"].max() * 300))
+    top = math.ceil(math.log10(frame["count"].max()))
+    ticks = [10 ** k for k in range(int(math.log10(low)), top + 1)]
+    base = alt.Chart(frame).encode(
+        y=alt.Y("stage:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=0)),
+        x=alt.X("count:Q", scale=alt.Scale(type="log", domain=[low, high]),
+                title="Count (logarithmic scale)", axis=alt.Axis(format="~s", values=ticks)),
+    )
+    points = base.mark_point(filled=True, size=110, opacity=1).encode(
+        color=alt.Color("kind:N", title="Kind of year", legend=alt.Legend(labelLimit=0, columns=1),
+                        scale=alt.Scale(domain=list(dict.fromkeys(frame["kind"])), range=["#1f5a96", "#c8553d"])),
+        tooltip=[alt.Tooltip("stage:N", title="Stage"), alt.Tooltip("count:Q", format=",", title="Count"),
+                 alt.Tooltip("kind:N", title="Kind of year"), alt.Tooltip("label:N", title="Count (size against the stage above)")],
+    )
+    labels = base.mark_text(align="left", dx=9, fontSize=11, color="#333333").encode(text="label:N")
+    return alt.layer(points, labels).properties(width="container", height=40 * len(frame), title=title)

@@ -40,8 +40,18 @@ def downstream(agency: str, measure: str) -> pd.Series:
     return rows.set_index("period_end")["value"].sort_index()
 
 
+YEAR_KINDS = {"calendar_year": "Calendar year (NCMEC counts)", "fiscal_year": "Federal fiscal year (ICAC counts)"}
+
+
 def funnel(year: int) -> pd.DataFrame:
-    """The stages from all reports to ICAC arrests for one year, with their kind of year."""
+    """The stages from all reports to ICAC arrests for one year.
+
+    Columns: stage, count, period (calendar_year or fiscal_year), kind (the same in words),
+    unit (what one count is), order, and ratio (count / the count of the stage before). The
+    third stage counts deliveries, not reports: one report made available to several agencies
+    counts once for each, and reports with no known location go to federal agencies, so it can
+    exceed the U.S.-located reports above it.
+    """
     reports = preferred_reports().loc[year, "all"]
     location = load("user_location")
     us_located = location[(location["year"] == year) & (location["series"] == "transparency_report")
@@ -50,18 +60,20 @@ def funnel(year: int) -> pd.DataFrame:
     icac = recipients[(recipients["year"] == year) & (recipients["recipient"] == "icac")]
     icac_actionable = icac[icac["label"] == "actionable"]["reports"].iloc[0]
     stages = [
-        ("All CyberTipline reports", reports, "calendar_year"),
-        ("Reports on U.S.-located users", us_located, "calendar_year"),
-        ("Actionable reports made available to U.S. agencies", us_agency_reports().loc[year, "actionable"], "calendar_year"),
-        ("Actionable reports made available to ICAC task forces", icac_actionable, "calendar_year"),
+        ("All CyberTipline reports", reports, "calendar_year", "reports"),
+        ("Reports on U.S.-located users", us_located, "calendar_year", "reports"),
+        ("Actionable deliveries to U.S. agencies", us_agency_reports().loc[year, "actionable"], "calendar_year", "deliveries"),
+        ("Actionable reports made available to ICAC task forces", icac_actionable, "calendar_year", "deliveries"),
     ]
     investigations, arrests = downstream("icac", "investigations"), downstream("icac", "arrests")
     if year in investigations.index:
-        stages.append(("ICAC investigations (all sources)", investigations[year], "fiscal_year"))
+        stages.append(("ICAC investigations (all sources)", investigations[year], "fiscal_year", "investigations"))
     if year in arrests.index:
-        stages.append(("ICAC arrests (all sources)", arrests[year], "fiscal_year"))
-    frame = pd.DataFrame(stages, columns=["stage", "count", "period"])
+        stages.append(("ICAC arrests (all sources)", arrests[year], "fiscal_year", "arrests"))
+    frame = pd.DataFrame(stages, columns=["stage", "count", "period", "unit"])
+    frame["kind"] = frame["period"].map(YEAR_KINDS)
     frame["order"] = range(len(frame))
+    frame["ratio"] = frame["count"] / frame["count"].shift(1)
     return frame
 
 
@@ -82,4 +94,75 @@ def icac_arrests_per_actionable_report() -> pd.DataFrame:
     frame = pd.DataFrame({"year": years, "actionable_to_icac": offered.loc[years].values,
                           "icac_arrests": arrests.loc[years].values})
     frame["arrests_per_100"] = 100 * frame["icac_arrests"] / frame["actionable_to_icac"]
+    return frame
+
+
+DISTINCT = "distinct reports"
+DELIVERIES = "deliveries"
+RECIPIENT_NAMES = {"icac": "ICAC task forces", "local": "local agencies", "federal": "federal agencies"}  # as shown in us_counts()
+
+
+def us_counts() -> pd.DataFrame:
+    """Every U.S. count of CyberTipline reports the book uses or could use, one row per count and year.
+
+    Columns: key (a stable name), count (what a reader sees), unit ("distinct reports", or
+    "deliveries" where one report made available to several agencies is counted once for each),
+    year, reports, qualifier, grade, source_id, locator and dataset. Sums the book forms from
+    deliveries (e.g. the model's denominator) are rows too, with the grade of their weakest part.
+    """
+    rows = []
+
+    def add(key, count, unit, frame, dataset, value_column="reports"):
+        for _, row in frame.iterrows():
+            rows.append({"key": key, "count": count, "unit": unit, "year": int(row["year"]),
+                         "reports": row[value_column], "qualifier": row.get("qualifier", "exact") or "exact",
+                         "grade": row["grade"], "source_id": row["source_id"], "locator": row["locator"],
+                         "dataset": dataset})
+
+    location = load("user_location")
+    us = location[location["location"] == "us"]
+    add("us_located", "U.S.-located users (reports to Congress)", DISTINCT,
+        us[us["series"] == "transparency_report"], "user_location")
+    add("by_country_us", "By-country table, U.S. row", DISTINCT,
+        us[us["series"] == "by_country"], "user_location")
+    other = load("us_counts")
+    labels = {"by_country_referrals": "By-country table, U.S. referrals",
+              "by_country_informational": "By-country table, U.S. informational",
+              "ncmec_referred_us": "\u201cReferred to law enforcement in the U.S.\u201d (as quoted)"}
+    for key, label in labels.items():
+        add(key, label, DISTINCT, other[other["count"] == key], "us_counts")
+    escalations = load("escalations")
+    add("global_platform_us_referrals", "Global Platform, U.S. referrals", DISTINCT,
+        escalations[(escalations["scope"] == "us") & (escalations["measure"] == "referrals")], "escalations")
+
+    recipients = load("recipients")
+    for recipient, name in RECIPIENT_NAMES.items():
+        for label in ("actionable", "informational"):
+            part = recipients[(recipients["recipient"] == recipient) & (recipients["label"] == label)]
+            add(f"{recipient}_{label}", f"{name[0].upper() + name[1:]}: {label}", DELIVERIES,
+                part, "recipients")
+
+    weakest = {"primary": 0, "transcription": 1, "secondary": 2}
+
+    def combine(key, count, parts):
+        chosen = recipients[recipients.apply(lambda r: (r["recipient"], r["label"]) in parts, axis=1)]
+        for year, group in chosen.groupby("year"):
+            if len(group) != len(parts):
+                continue
+            grade = max(group["grade"], key=weakest.get)
+            rows.append({"key": key, "count": count, "unit": DELIVERIES, "year": int(year),
+                         "reports": group["reports"].sum(), "qualifier": "exact", "grade": grade,
+                         "source_id": ", ".join(dict.fromkeys(group["source_id"])),
+                         "locator": "sum of the rows above", "dataset": "recipients"})
+
+    combine("actionable_state_local", "ICAC task forces and local agencies: actionable",
+            [("icac", "actionable"), ("local", "actionable")])
+    combine("all_state_local", "ICAC task forces and local agencies: all",
+            [(r, lab) for r in ("icac", "local") for lab in ("actionable", "informational")])
+    combine("actionable_us_agencies", "All U.S. agencies: actionable",
+            [(r, "actionable") for r in RECIPIENT_NAMES])
+    combine("all_us_agencies", "All U.S. agencies: all",
+            [(r, lab) for r in RECIPIENT_NAMES for lab in ("actionable", "informational")])
+    frame = pd.DataFrame(rows)
+    frame["reports"] = frame["reports"].astype(int)
     return frame
