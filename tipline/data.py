@@ -17,7 +17,8 @@ The rules, beyond the types and constraints the package states:
   or 1e999); every integer and number field must state a minimum and a maximum in the package,
   and a year is never later than the current year;
 * every CSV in data/ is listed in the package, and every resource path is a plain file name;
-* URLs (sources.csv) are http: or https: only.
+* URLs (sources.csv) are http: or https: only; the text of a source has none of { } \\ ~ ^ $,
+  which references.bib would read as LaTeX syntax (tipline.bib escapes & % # _).
 
 Why the hand-written checks and not frictionless (pinned, and used by a test as a second
 opinion on the package itself): measured on this machine, `load_all` reads and checks all
@@ -50,6 +51,7 @@ NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 # what a URL may contain: no spaces, quotes, angle brackets or backslashes, whatever its scheme
 URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]*)?", re.ASCII)
+BIBTEX_SYNTAX = re.compile(r"[{}\\~^$]")  # characters references.bib would read as LaTeX syntax
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # a line break (\n) is allowed inside a quoted cell
 RESOURCE_PATH = re.compile(r"[a-z0-9_]+\.csv", re.ASCII)
 YEAR_FIELDS = ("year", "period_start", "period_end")
@@ -308,6 +310,13 @@ def _check_domain(frames: dict[str, pd.DataFrame], lines: dict[str, list[int]], 
             raise DataError(data_dir / "esp_reports.csv", at("esp_reports", group.index[0]), "reports",
                             f"{year}: providers sum to {int(group['reports'].sum()):,}, "
                             f"the ESP total is {totals[(year, 'esp')][0]:,}")
+    for index, row in frames["sources"].iterrows():
+        for column in ("publisher", "title", "note"):
+            found = BIBTEX_SYNTAX.search(row[column])
+            if found:
+                raise DataError(data_dir / "sources.csv", at("sources", index), column,
+                                f"{found.group(0)!r} cannot be carried into references.bib (one of {{ }} \\ ~ ^ $): "
+                                "rephrase without it")
     listed = set(zip(esp["year"], esp["provider"]))
     for index, row in frames["us_referrals"].iterrows():
         if (row["year"], row["esp_provider"]) not in listed:
