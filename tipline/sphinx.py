@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 BUNDLE = "tipline-charts.js"
-SITE_SCRIPT = "tipline-site.js"
+# _static/tipline-site.js: jupyter-book adds every .js file of _static/ to every page itself
 # Vega compiles expressions with `new Function` unless vega-embed's `ast: true` selects its
 # bundled interpreter: with it no 'unsafe-eval' is needed.
 HELPER = """
@@ -230,7 +230,6 @@ def _finished(app, exception) -> None:
 
 
 def setup(app):
-    app.add_js_file(SITE_SCRIPT)
     app.connect("config-inited", _theme_mode)
     app.connect("html-page-context", _page_context)
     app.connect("build-finished", _finished)
