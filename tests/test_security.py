@@ -340,3 +340,44 @@ def test_tables_escape_cells_and_headers_whatever_the_format_call():
         html = styler.to_html()
         assert "<script>" not in html and "<b>" not in html.replace("<B>", "") and "<i>row" not in html, html
         assert "&lt;script&gt;" in html
+
+
+# --- end to end: `make book` ----------------------------------------------------------------
+
+def test_every_page_has_a_policy_that_allows_no_inline_code(built_site):
+    pages = [p for p in built_site.rglob("*.html") if "_static" not in p.parts and p.name != "index.html"]
+    assert len(pages) >= 15
+    for page in pages:
+        policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page.read_text(encoding="utf-8"))
+        assert policy, f"{page.name}: no Content-Security-Policy"
+        scripts = re.search(r"script-src ([^;]+)", policy.group(1)).group(1).split()
+        assert scripts[0] == "'self'" and all(s.startswith("'sha256-") for s in scripts[1:]), (page.name, scripts)
+        assert "unsafe" not in policy.group(1).split("style-src")[0], page.name
+        assert "onclick=" not in page.read_text(encoding="utf-8"), page.name
+    # index.html is only a redirect (a meta refresh, no script)
+    assert "<script" not in (built_site / "index.html").read_text()
+
+
+@pytest.mark.parametrize("case", ["javascript URL", "shell command in claims"])
+def test_refused_data_stop_the_build_before_anything_runs(built_site, tmp_path, case):
+    from conftest import copy_built, make_book
+
+    repo = copy_built(built_site, tmp_path / "book")
+    marker = tmp_path / "pwned"
+    data = repo / "data"
+    if case == "javascript URL":
+        line = _cell(data, "sources.csv", "ncmec_esp_2019,", "url", "javascript:alert(document.domain)")
+        where = ("sources.csv", line, "url")
+    else:
+        line = _replace_line(data, "claims.csv", "referral_routine,", lambda text: text.replace(
+            "sum(reports) where year == 2024 and recipient != 'international'",
+            f"\"sum(reports) where year == @pd.io.common.os.system('touch {marker}')\""))
+        where = ("claims.csv", line, "numerator")
+    result = make_book(repo)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    _names(output, *where)
+    assert not marker.exists(), "a data row ran a command"
+    site = repo / "_build" / "html"
+    if site.exists():  # an atomic build keeps the previous site; it must not carry the hostile value
+        assert "javascript:alert" not in "".join(p.read_text(encoding="utf-8") for p in site.rglob("*.html"))
