@@ -190,8 +190,8 @@ def _rewrite_pages(outdir: Path) -> None:
     * a Content-Security-Policy on every page (`_lock`).
     """
     for page in outdir.rglob("*.html"):
-        if "_static" in page.relative_to(outdir).parts:
-            continue  # the theme's template fragments (webpack-macros.html), not pages
+        if "_static" in page.relative_to(outdir).parts or page == outdir / "404.html":
+            continue  # the theme's template fragments (webpack-macros.html); our own 404 page, written below
         text = page.read_text(encoding="utf-8")
         fixed = _lock(page, ICON_SCRIPT.sub("", text.replace('role="doc-biblioentry"', 'role="listitem"')))
         if fixed != text:
