@@ -25,9 +25,12 @@ from urllib.parse import quote
 BUNDLE = "tipline-charts.js"
 # _static/tipline-site.js: jupyter-book adds every .js file of _static/ to every page itself
 # Vega compiles expressions with `new Function` unless vega-embed's `ast: true` selects its
-# bundled interpreter: with it no 'unsafe-eval' is needed.
+# bundled interpreter: with it no 'unsafe-eval' is needed. Readers can save each chart as SVG or
+# PNG (vega-embed's export actions, drawn from the page: no request leaves the site).
 HELPER = """
 (function () {
+  // export only: vega-embed's "view source" and "open in editor" links lead to another host
+  var ACTIONS = {export: true, source: false, compiled: false, editor: false};
   function draw() {
     document.querySelectorAll("script.tipline-spec").forEach(function (block) {
       var el = document.getElementById(block.getAttribute("data-chart"));
@@ -38,7 +41,13 @@ HELPER = """
         console.error(error);
       };
       try {
-        vegaEmbed(el, JSON.parse(block.textContent), {actions: false, renderer: "svg", ast: true}).catch(fail);
+        var spec = JSON.parse(block.textContent);
+        var name = (typeof spec.title === "string" ? spec.title : el.id).replace(/[^A-Za-z0-9]+/g, "-").toLowerCase();
+        vegaEmbed(el, spec, {actions: ACTIONS, renderer: "svg", ast: true, downloadFileName: name}).then(function () {
+          // the menu's toggle is an icon only: give it a name screen readers can say
+          var toggle = el.querySelector(".vega-actions-wrapper summary, details summary");
+          if (toggle) { toggle.setAttribute("aria-label", "Save this chart as an image (SVG or PNG)"); }
+        }).catch(fail);
       } catch (error) { fail(error); }
     });
   }
