@@ -394,3 +394,16 @@ def test_refused_data_stop_the_build_before_anything_runs(built_site, tmp_path, 
     site = repo / "_build" / "html"
     if site.exists():  # an atomic build keeps the previous site; it must not carry the hostile value
         assert "javascript:alert" not in "".join(p.read_text(encoding="utf-8") for p in site.rglob("*.html"))
+
+
+def test_every_chart_is_followed_by_a_table_of_exactly_its_rows(built_site):
+    total = 0
+    for page in sorted((built_site / "chapters").glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        for chart_id, spec in charts.specs(text).items():
+            after = text[text.index(f'data-chart="{chart_id}"'):]
+            details = after[after.index("<details"):after.index("</details>")]
+            rows = sum(len(values) for values in spec.get("datasets", {}).values())
+            assert details.count("<tr>") == rows, (page.name, chart_id)  # header rows carry a style attribute
+            total += 1
+    assert total >= 14
