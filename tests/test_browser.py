@@ -6,9 +6,12 @@ from file://. Screenshots of every page are written to _build/screenshots/.
 """
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import os
 import http.server
+import re
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -187,3 +190,114 @@ def test_what_if_explorer_recomputes_outcomes_in_the_browser(server, browser):
     assert page.evaluate("document.activeElement.value") != value
     assert _bars(chart) != after
     assert not errors and not outside
+
+
+def _inject(page_text: str, code: str) -> str:
+    """A page with inline code where unescaped data would have put it: in the head and beside a chart."""
+    text = page_text.replace("<body", f"<script>{code}</script><body", 1)
+    at = text.index('<div class="tipline-chart"')
+    return text[:at] + f'<script>{code}</script><img alt="" src="data:," onerror="{code}">' + text[at:]
+
+
+def test_the_policy_blocks_injected_inline_code_while_every_chart_draws(built_site, server, browser):
+    source = (built_site / "chapters" / "05_platforms_policy.html").read_text(encoding="utf-8")
+    assert 'http-equiv="Content-Security-Policy"' in source
+    probe = built_site / "chapters" / "_csp_probe.html"
+    try:
+        # without the policy the injected code runs: the probe itself works
+        probe.write_text(_inject(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", source),
+                                 "window.__injected = (window.__injected || 0) + 1"), encoding="utf-8")
+        page, _, _ = _open(browser, f"{server}/chapters/_csp_probe.html")
+        page.wait_for_function("window.__injected >= 2", timeout=5000)
+        page.close()
+        # with it, nothing injected runs, the browser says so, and the charts still draw
+        probe.write_text(_inject(source, "window.__injected = (window.__injected || 0) + 1"), encoding="utf-8")
+        page, errors, outside = _open(browser, f"{server}/chapters/_csp_probe.html")
+        charts = _wait_for_charts(page)
+        assert charts >= 2
+        assert page.locator(".tipline-chart svg.marks").count() == charts
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__injected") is None
+        refused = [e for e in errors if "Content Security Policy" in e]
+        assert len(refused) >= 3, errors
+        assert not [e for e in errors if e not in refused], errors
+        assert not outside
+        page.close()
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def _set_cell(path: Path, key: str, column: str, value: str) -> None:
+    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"))))
+    row = next(r for r in rows if r[0] == key)
+    row[rows[0].index(column)] = value
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+HOSTILE = '<script>window.__pwned = 1</script><img src="data:," onerror="window.__pwned = 2"> --> <!--<script> </script>'
+
+
+def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(built_site, tmp_path, browser):
+    """Script in a free-text field of assumptions.csv (a Styler table on the model page) and
+    '<!--<script>' in a charted note (policy_events.csv: chapter 5's chart tooltips)."""
+    from conftest import copy_built, make_book
+
+    repo = copy_built(built_site, tmp_path / "book")
+    _set_cell(repo / "data" / "assumptions.csv", "conviction_share", "justification",
+              "A hostile justification for the range: " + HOSTILE)
+    _set_cell(repo / "data" / "policy_events.csv", "2024-05-07", "description", "A hostile note. " + HOSTILE)
+    result = make_book(repo)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    site = repo / "_build" / "html"
+    model = (site / "chapters" / "best_inference.html").read_text(encoding="utf-8")
+    assert "A hostile justification" in model and "window.__pwned" in model
+    assert "<script>window.__pwned" not in model and 'onerror="window.__pwned' not in model
+    policy = (site / "chapters" / "05_platforms_policy.html").read_text(encoding="utf-8")
+    assert "<!--<script>" not in policy and "<script>window.__pwned" not in policy
+    from tipline.charts import specs
+
+    notes = [row.get("description") for spec in specs(policy).values()
+             for rows in spec.get("datasets", {}).values() for row in rows]
+    assert "A hostile note. " + HOSTILE in notes, "the hostile note is not in the chart's data as text"
+    handler = functools.partial(_Quiet, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        for name in ("best_inference", "05_platforms_policy"):
+            page, errors, outside = _open(browser, f"http://127.0.0.1:{httpd.server_address[1]}/chapters/{name}.html")
+            charts = _wait_for_charts(page)
+            assert charts and page.locator(".tipline-chart svg.marks").count() == charts, name
+            page.wait_for_timeout(300)
+            assert page.evaluate("window.__pwned") is None, name
+            assert not errors and not outside, (name, errors, outside)
+            page.close()
+    finally:
+        httpd.shutdown()
+
+
+def test_every_chart_offers_svg_and_png_downloads_and_nothing_else(built_site, server, browser, tmp_path):
+    for name in ["summary", "01_referral", "best_inference", "appendix_claims"]:
+        page, errors, outside = _open(browser, f"{server}/chapters/{name}.html")
+        charts = _wait_for_charts(page)
+        menus = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(c =>
+            [...c.querySelectorAll('.vega-actions a')].map(a => a.textContent.trim()))""")
+        assert len(menus) == charts and all(sorted(m) == ["Save as PNG", "Save as SVG"] for m in menus), (name, menus)
+        assert page.locator(".tipline-chart summary:not([aria-label])").count() == 0, name
+        page.close()
+        assert not errors and not outside, (name, errors, outside)
+    page = browser.new_page(accept_downloads=True)
+    page.goto(f"{server}/chapters/01_referral.html")
+    _wait_for_charts(page)
+    for kind in ("SVG", "PNG"):
+        page.locator(".tipline-chart summary").first.click()
+        with page.expect_download() as download:
+            page.locator(".tipline-chart .vega-actions a", has_text=f"Save as {kind}").first.click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        assert saved.suffix == f".{kind.lower()}" and saved.stat().st_size > 1000, saved
+        head = saved.read_bytes()[:200]
+        assert head.startswith(b"\x89PNG") if kind == "PNG" else b"<svg" in head, head
+        page.reload()
+        _wait_for_charts(page)
+    page.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def test_every_claim_has_a_verdict_reason_and_provenance():
 
 @pytest.mark.parametrize("condition, value, claimed, expected", [
     ("> 0.5", 0.6, None, True), ("> 0.5", 0.5, None, False), ("<= 1", 1.0, None, True),
-    ("== claimed", 63892, 63892, True), ("== claimed", 63891, 63892, False)])
+    ("== claimed", 63892, 63892, True), ("== claimed", 63891, 63892, False), ("< 1", float("nan"), None, False)])
 def test_conditions(condition, value, claimed, expected):
     assert ledger.holds(condition, value, claimed) is expected
 
@@ -64,13 +65,43 @@ def test_a_verdict_the_data_no_longer_support_stops_the_build(tmp_path):
     assert "esp_majority" in message
 
 
-def test_a_query_that_matches_nothing_is_refused(tmp_path):
-    claims, line = _claims_with(tmp_path, "tens_of_millions", "numerator", "year == 1900")
+def test_a_selection_that_matches_nothing_is_refused(tmp_path):
+    claims, line = _claims_with(tmp_path, "tens_of_millions", "numerator", "sum(reports) where year == 1998 and reporter == 'public'")
     with pytest.raises(DataError, match=rf"line {line}.*matches no row"):
         ledger.evidence(claims, model_value=_model)
 
 
-def test_a_failing_denominator_query_names_the_denominator_column(tmp_path):
-    claims, line = _claims_with(tmp_path, "esp_majority", "denominator", "year == 1900")
+def test_a_failing_denominator_selection_names_the_denominator_column(tmp_path):
+    claims, line = _claims_with(tmp_path, "esp_majority", "denominator", "sum(reports) where year == 1998 and reporter == 'public'")
     with pytest.raises(DataError, match=rf"line {line}, column 'denominator'.*matches no row"):
         ledger.evidence(claims, model_value=_model)
+
+
+def test_selections_are_parsed_not_evaluated():
+    fields = {f["name"]: f for r in tipline.data.package()["resources"] if r["name"] == "recipients"
+              for f in r["schema"]["fields"]}
+    selection = ledger.parse("sum(reports) where year >= 2023 and recipient != 'international' and label == 'actionable'",
+                             "recipients", fields)
+    assert selection.conditions == (("year", ">=", 2023), ("recipient", "!=", "international"), ("label", "==", "actionable"))
+    frame = load("recipients")
+    expected = frame[(frame["year"] >= 2023) & (frame["recipient"] != "international") & (frame["label"] == "actionable")]
+    assert selection.rows(frame).equals(expected) and len(expected) > 0
+    for bad, words in [("year == 2023", "not a selection"), ("sum(reports) where years == 2023", "unknown column 'years'"),
+                       ("sum(reports) where year =~ 2023", "unknown operator '=~'"),
+                       ("sum(reports) where recipient == 'icca'", "not a value of 'recipient'"),
+                       ("sum(label) where year == 2023", "no numbers to sum"),
+                       ("sum(reports) where year == '2023'", "not a value for the integer column"),
+                       ("mean(reports) where year == 2023", "unknown aggregation")]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            ledger.parse(bad, "recipients", fields)
+
+
+def test_the_encryption_warning_is_not_checkable_and_still_guarded():
+    claims = load("claims").set_index("claim_id")
+    assert claims.loc["fewer_actionable", "verdict"] == "not_checkable"
+    assert ledger.VERDICTS["not_checkable"] == "Not checkable with these data"
+    assert "no published count" in claims.loc["fewer_actionable", "reason"]
+    # the reason says actionable reports to ICAC rose: its guard still holds and would still fire
+    assert claims.loc["fewer_actionable", "holds_if"] == "> 1"
+    value = ledger.evidence(model_value=_model).set_index("claim_id").loc["fewer_actionable", "evidence_value"]
+    assert value > 1 and not ledger.holds("> 1", 0.99)

@@ -2,24 +2,34 @@
 
 Run `python -m tipline.bib` after editing sources.csv; a test fails if the committed
 references.bib differs from what this module renders.
+
+Only validated values arrive here (tipline.data): keys match [a-z0-9_]+, URLs are http(s)
+addresses without braces, quotes, spaces or backslashes (written as they are, since the
+bibliography style prints URLs raw), and the text has none of { } \\ ~. What remains to
+escape is & % # _ ($ and ^ are written as they are: sphinxcontrib-bibtex prints them as text,
+and would print "\\$" literally). pybtex's own writer was tried
+(`BibliographyData.to_string("bibtex")`) and not kept: it drops braces and backslashes from
+titles and escapes _ and & inside URLs, which breaks the links.
 """
 from __future__ import annotations
 
 import re
 
-from .data import ROOT, load_all
+from pathlib import Path
+
+from .data import DATA, ROOT, load_all
 
 BIB = ROOT / "references.bib"
 
 
 def _escape(text: str) -> str:
-    return re.sub(r"([&%$#_])", r"\\\1", text)
+    return re.sub(r"([&%#_])", r"\\\1", text)
 
 
-def render() -> str:
+def render(data_dir: Path = DATA) -> str:
     entries = []
-    for row in load_all()["sources"].itertuples(index=False):
-        year = row.published[:4] if row.published[:4].isdigit() else "n.d."
+    for row in load_all(data_dir)["sources"].itertuples(index=False):
+        year = row.published[:4] if re.fullmatch(r"[0-9]{4}", row.published[:4], re.ASCII) else "n.d."
         fields = {
             "author": "{" + _escape(row.publisher) + "}",
             "title": "{" + _escape(row.title) + "}",

@@ -1,8 +1,10 @@
 """Chart theme, an offline Altair renderer, and the source line under every chart.
 
-The renderer writes a placeholder <div> and a one-line script calling tiplineEmbed(),
-which the site defines once in _static/tipline-charts.js (vega, vega-lite and
-vega-embed bundled from the pinned vl-convert-python package by tipline.sphinx).
+The renderer writes a placeholder <div> and the chart's spec as data, in a
+<script type="application/json"> block that no browser executes; the one site script
+_static/tipline-charts.js (vega, vega-lite and vega-embed bundled from the pinned
+vl-convert-python package by tipline.sphinx) reads every such block and draws it. No
+inline code per chart, so the pages' Content-Security-Policy can forbid inline scripts.
 Nothing is fetched from a CDN, and ids are derived from the spec, so re-executing a
 notebook gives byte-identical output for nbval.
 """
@@ -30,11 +32,59 @@ def _embed(spec: dict, **_options) -> dict:
     payload = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     chart_id = f"chart-{hashlib.sha1(payload.encode()).hexdigest()[:10]}-{_count}"
     label = html.escape(spec.get("description", "Chart"), quote=True)
-    script = payload.replace("</", "<\\/")
     # a figure (not role="img"), so the sliders inside an interactive chart stay reachable by
     # assistive technology; focusable because a chart wider than a phone screen scrolls sideways
     return {"text/html": (f'<div class="tipline-chart" id="{chart_id}" role="figure" tabindex="0" aria-label="{label}">'
-                          f'</div>\n<script>tiplineEmbed("{chart_id}", {script});</script>')}
+                          f'</div>\n<script type="application/json" class="tipline-spec" data-chart="{chart_id}">'
+                          f'{script_json(payload)}</script>\n{data_table(spec)}')}
+
+
+def _titles(node, found: dict | None = None) -> dict:
+    """field name -> the title the chart gives it (axes, legends, tooltips), from anywhere in a spec."""
+    found = {} if found is None else found
+    if isinstance(node, dict):
+        if isinstance(node.get("field"), str) and isinstance(node.get("title"), str):
+            found.setdefault(node["field"], node["title"])
+        for value in node.values():
+            _titles(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _titles(value, found)
+    return found
+
+
+def data_table(spec: dict) -> str:
+    """The rows a chart is drawn from, as escaped HTML tables in a closed <details> element:
+    readable without JavaScript, by screen readers, and in print (tipline-site.js opens them)."""
+    datasets = list(spec.get("datasets", {}).values())
+    if isinstance(spec.get("data"), dict) and isinstance(spec["data"].get("values"), list):
+        datasets.append(spec["data"]["values"])
+    titles = _titles(spec)
+    tables = []
+    for rows in datasets:
+        frame = pd.DataFrame(rows)
+        frame.columns = [titles.get(column, column.replace("_", " ").capitalize()) for column in frame.columns]
+        tables.append(frame.to_html(index=False, border=0, escape=True, na_rep="", classes="tipline-data-table"))
+    if not tables:
+        return ""
+    count = sum(len(rows) for rows in datasets)
+    return (f'<details class="tipline-chart-data"><summary>The data drawn in this chart ({count:,} '
+            f'{"row" if count == 1 else "rows"})</summary>'
+            + "".join(tables) + "</details>")
+
+
+def script_json(payload: str) -> str:
+    """JSON text safe inside any <script> element: no cell text can close the element or open
+    an HTML comment there (<!--<script>), because < > & are written as JSON escapes."""
+    return payload.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+SPEC_BLOCK = re.compile(r'<script type="application/json" class="tipline-spec" data-chart="([^"]+)">(.*?)</script>', re.S)
+
+
+def specs(page: str) -> dict[str, dict]:
+    """The chart specs embedded in a built page, by chart id (for tests and tools)."""
+    return {chart_id: json.loads(text) for chart_id, text in SPEC_BLOCK.findall(page)}
 
 
 def _theme() -> alt.theme.ThemeConfig:

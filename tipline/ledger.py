@@ -1,35 +1,152 @@
 """The claims ledger: each claim of the source analysis with the evidence computed from data/.
 
-A claim's evidence is declared in data/claims.csv as a pandas query on a dataset (and, for a
-share or ratio, a second query for the denominator), or as an outcome of the model. It is
-recomputed on every build, so an edited CSV changes the ledger too.
+A claim's evidence is declared in data/claims.csv, never as code. `numerator` (and, for a
+share or ratio, `denominator`) holds a selection in a small declarative form:
+
+    sum(reports) where year == 2023 and recipient != 'international'
+
+an aggregation of one column (only `sum`) over the rows whose columns compare (==, !=, <, <=,
+>, >=) with a literal: a whole number, a decimal, 'quoted text', true or false. `check()`
+parses every selection when the data load (tipline.data.load_all), so an unknown column,
+operator or value stops the build naming claims.csv's line and column; `evidence()` then
+computes the value with plain comparisons. Nothing from the data is passed to
+DataFrame.query or eval. For dataset 'model' the numerator names an outcome of the model.
 """
 from __future__ import annotations
 
 import operator
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from .data import DATA, DataError, load
+from .data import DATA, DataError, load, package
 from .text import count, share
 
 VERDICTS = {"supported": "Supported", "partly_supported": "Partly supported",
-            "not_supported": "Not supported", "not_checkable": "Not checkable"}
-# the column holding the measured value in each dataset
-MEASURES = {"downstream": "value", "feedback": "feedback_instances", "files": "files"}
+            "not_supported": "Not supported", "not_checkable": "Not checkable with these data"}
+COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+           "!=": operator.ne}
+AGGREGATIONS = ("sum",)
+SELECTION = re.compile(r"(?P<aggregation>[a-z]+)\((?P<column>[a-z_][a-z0-9_]*)\)(?: where (?P<conditions>.+))?", re.ASCII)
+CONDITION = re.compile(r"(?P<column>[a-z_][a-z0-9_]*) (?P<op>\S+) (?P<value>.+)", re.ASCII)
+OUTCOME = re.compile(r"[a-z_]+", re.ASCII)
+HOLDS = re.compile(r"(<=|>=|==|<|>) (claimed|-?[0-9]+(?:\.[0-9]+)?)", re.ASCII)
 
 
-def _total(dataset: str, query: str, line: int, column: str) -> tuple[float, pd.DataFrame]:
-    """Sum of the measured value over the rows `query` selects; errors name claims.csv's `column`."""
-    frame = load(dataset)
+@dataclass(frozen=True)
+class Selection:
+    dataset: str
+    aggregation: str
+    column: str
+    conditions: tuple[tuple[str, str, object], ...]
+
+    def rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        mask = pd.Series(True, index=frame.index)
+        for column, op, value in self.conditions:
+            mask &= COMPARE[op](frame[column], value).fillna(False).astype(bool)
+        return frame[mask]
+
+
+def _literal(text: str, field: dict):
+    """The value a condition compares with, in the type of the field it names."""
+    kind = field["type"]
+    if kind == "string":
+        match = re.fullmatch(r"'([^']*)'", text)
+        if not match:
+            raise ValueError(f"{text} must be quoted text such as 'icac' for the text column {field['name']!r}")
+        value = match.group(1)
+        allowed = field.get("constraints", {}).get("enum")
+        if allowed and value not in allowed:
+            raise ValueError(f"{text} is not a value of {field['name']!r} (one of {', '.join(allowed)})")
+        return value
+    if kind == "boolean":
+        if text not in ("true", "false"):
+            raise ValueError(f"{text} must be true or false for {field['name']!r}")
+        return text == "true"
+    if kind == "integer" and re.fullmatch(r"-?[0-9]+", text, re.ASCII):
+        return int(text)
+    if kind == "number" and re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text, re.ASCII):
+        return float(text)
+    raise ValueError(f"{text} is not a value for the {kind} column {field['name']!r}")
+
+
+def parse(text: str, dataset: str, fields: dict[str, dict]) -> Selection:
+    """A selection such as "sum(reports) where year == 2023"; ValueError says what is wrong."""
+    match = SELECTION.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a selection of the form "
+                         "\"sum(column) where column == value and ...\"")
+    if match["aggregation"] not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {match['aggregation']!r} (use {', '.join(AGGREGATIONS)})")
+
+    def field(name):
+        if name not in fields:
+            raise ValueError(f"unknown column {name!r} in dataset {dataset!r} (its columns: {', '.join(fields)})")
+        return fields[name]
+
+    if field(match["column"])["type"] not in ("integer", "number"):
+        raise ValueError(f"column {match['column']!r} of {dataset!r} holds no numbers to sum")
+    conditions = []
+    for part in (match["conditions"].split(" and ") if match["conditions"] else []):
+        condition = CONDITION.fullmatch(part)
+        if not condition:
+            raise ValueError(f"{part!r} is not a condition of the form \"column == value\"")
+        if condition["op"] not in COMPARE:
+            raise ValueError(f"unknown operator {condition['op']!r} in {part!r} (use {', '.join(COMPARE)})")
+        conditions.append((condition["column"], condition["op"], _literal(condition["value"], field(condition["column"]))))
+    return Selection(dataset, match["aggregation"], match["column"], tuple(conditions))
+
+
+def _schemas(pkg: dict) -> dict[str, dict[str, dict]]:
+    return {r["name"]: {f["name"]: f for f in r["schema"]["fields"]} for r in pkg["resources"]}
+
+
+def check(claims: pd.DataFrame, lines: list[int], pkg: dict, path: Path) -> None:
+    """Refuse a claim whose evidence is not a valid declarative selection (called by load_all)."""
+    schemas = _schemas(pkg)
+    for line, claim in zip(lines, claims.itertuples(index=False)):
+        if claim.holds_if and not HOLDS.fullmatch(claim.holds_if):
+            raise DataError(path, line, "holds_if", f"{claim.holds_if!r} is not a condition such as '> 0.5' or '== claimed'")
+        if claim.holds_if and "claimed" in claim.holds_if and pd.isna(claim.claimed_value):
+            raise DataError(path, line, "holds_if", "compares with the claimed value, but claimed_value is empty")
+        if claim.evidence_format == "none":
+            for column in ("dataset", "numerator", "denominator_dataset", "denominator", "holds_if"):
+                if getattr(claim, column):
+                    raise DataError(path, line, column, "must be empty when evidence_format is none")
+            continue
+        if not claim.dataset or not claim.numerator:
+            raise DataError(path, line, "dataset" if not claim.dataset else "numerator",
+                            "is required unless evidence_format is none")
+        if bool(claim.denominator_dataset) != bool(claim.denominator):
+            raise DataError(path, line, "denominator", "denominator and denominator_dataset go together")
+        parts = [("numerator", claim.dataset, claim.numerator)]
+        if claim.denominator:
+            parts.append(("denominator", claim.denominator_dataset, claim.denominator))
+        for column, dataset, text in parts:
+            if dataset == "model":
+                if column == "denominator" or not OUTCOME.fullmatch(text):
+                    raise DataError(path, line, column, f"{text!r}: the model's evidence is one outcome name, with no denominator")
+                continue
+            if dataset not in schemas:
+                raise DataError(path, line, column, f"unknown dataset {dataset!r}")
+            try:
+                parse(text, dataset, schemas[dataset])
+            except ValueError as error:
+                raise DataError(path, line, column, str(error)) from None
+
+
+def _total(dataset: str, text: str, line: int, column: str) -> tuple[float, pd.DataFrame]:
+    """The aggregated value over the rows `text` selects; errors name claims.csv's `column`."""
     try:
-        rows = frame.query(query)
-    except Exception as error:  # a malformed query is a data error in claims.csv
-        raise DataError(DATA / "claims.csv", line, column, f"query {query!r} fails: {error}") from None
+        selection = parse(text, dataset, _schemas(package())[dataset])
+    except (KeyError, ValueError) as error:
+        raise DataError(DATA / "claims.csv", line, column, str(error)) from None
+    rows = selection.rows(load(dataset))
     if rows.empty:
-        raise DataError(DATA / "claims.csv", line, column, f"query {query!r} matches no row of {dataset}")
-    return float(rows[MEASURES.get(dataset, "reports")].sum()), rows
+        raise DataError(DATA / "claims.csv", line, column, f"{text!r} matches no row of {dataset}")
+    return float(rows[selection.column].sum()), rows
 
 
 FORMATS = {"count": count, "share": share, "ratio": lambda value: f"{value:.2f}"}
@@ -44,7 +161,8 @@ def evidence(claims: pd.DataFrame | None = None, model_value=None) -> pd.DataFra
     """
     claims = load("claims") if claims is None else claims
     values, texts, rows_used = [], [], []
-    for line, claim in enumerate(claims.itertuples(index=False), start=2):
+    lines = claims.attrs.get("lines") or range(2, len(claims) + 2)
+    for line, claim in zip(lines, claims.itertuples(index=False)):
         if claim.evidence_format == "none":
             values.append(float("nan")); texts.append("(no public series)"); rows_used.append(None)
             continue
@@ -69,10 +187,10 @@ def evidence(claims: pd.DataFrame | None = None, model_value=None) -> pd.DataFra
     return result
 
 
-COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
-
-
 def holds(condition: str, value: float, claimed: float | None = None) -> bool:
     """Whether `value` meets a verdict's condition such as '> 0.5' or '== claimed'."""
-    sign, target = re.fullmatch(r"(<=|>=|==|<|>) (claimed|-?[0-9.]+)", condition).groups()
+    match = HOLDS.fullmatch(condition)
+    if not match:
+        raise ValueError(f"{condition!r} is not a condition such as '> 0.5' or '== claimed'")
+    sign, target = match.groups()
     return COMPARE[sign](value, float(claimed) if target == "claimed" else float(target))

@@ -1,29 +1,58 @@
-"""Sphinx extension: serve the chart bundle locally and publish the datasets.
+"""Sphinx extension: serve the chart bundle locally, publish the datasets, lock pages down.
 
 * writes _static/tipline-charts.js (vega + vega-lite + vega-embed from the pinned
   vl-convert-python package, wrapped in a function so its top-level names cannot clash
-  with Sphinx's) and adds it only to pages that contain a chart;
+  with Sphinx's, and the code that draws every chart spec of the page) and adds it only to
+  pages that contain a chart;
 * copies data/*.csv and datapackage.json to <site>/data/ so every chart's "Data" link
-  and the datasets appendix resolve offline.
+  and the datasets appendix resolve offline;
+* gives every page a Content-Security-Policy (a meta tag) that runs scripts only from the
+  site's own files plus, by hash, the theme's few known inline snippets; the theme's two
+  inline onclick handlers become data attributes served by _static/tipline-site.js. A page
+  with any other inline script or handler stops the build (see `_lock`).
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
 
 BUNDLE = "tipline-charts.js"
+# _static/tipline-site.js: jupyter-book adds every .js file of _static/ to every page itself
+# Vega compiles expressions with `new Function` unless vega-embed's `ast: true` selects its
+# bundled interpreter: with it no 'unsafe-eval' is needed. Readers can save each chart as SVG or
+# PNG (vega-embed's export actions, drawn from the page: no request leaves the site).
 HELPER = """
-window.tiplineEmbed = function (id, spec) {
-  var el = document.getElementById(id);
-  if (!el) { return; }
-  vegaEmbed(el, spec, {actions: false, renderer: "svg"}).catch(function (error) {
-    el.textContent = "This chart could not be drawn: " + error;
-    console.error(error);
-  });
-};
+(function () {
+  // export only: vega-embed's "view source" and "open in editor" links lead to another host
+  var ACTIONS = {export: true, source: false, compiled: false, editor: false};
+  function draw() {
+    document.querySelectorAll("script.tipline-spec").forEach(function (block) {
+      var el = document.getElementById(block.getAttribute("data-chart"));
+      if (!el || el.hasAttribute("data-drawn")) { return; }
+      el.setAttribute("data-drawn", "");
+      var fail = function (error) {
+        el.textContent = "This chart could not be drawn: " + error;
+        console.error(error);
+      };
+      try {
+        var spec = JSON.parse(block.textContent);
+        var name = (typeof spec.title === "string" ? spec.title : el.id).replace(/[^A-Za-z0-9]+/g, "-").toLowerCase();
+        vegaEmbed(el, spec, {actions: ACTIONS, renderer: "svg", ast: true, downloadFileName: name}).then(function () {
+          // the menu's toggle is an icon only: give it a name screen readers can say
+          var toggle = el.querySelector(".vega-actions-wrapper summary, details summary");
+          if (toggle) { toggle.setAttribute("aria-label", "Save this chart as an image (SVG or PNG)"); }
+        }).catch(fail);
+      } catch (error) { fail(error); }
+    });
+  }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", draw); } else { draw(); }
+})();
 """
 
 
@@ -62,6 +91,7 @@ def _theme_mode(app, config) -> None:
 
 NOT_FOUND = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+{csp}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Page not found: {title}</title>
 <link rel="icon" href="data:image/svg+xml,{icon}">
@@ -73,32 +103,109 @@ a{{color:#1f5a96}}@media (prefers-color-scheme: dark){{body{{color:#e6e6e6;backg
 them was made.</p>
 <p><a id="home" href="/">Go to the start of the book</a>.</p>
 </main>
-<script>
-// On a GitHub project site the book lives under /<repository>/; elsewhere at the host's root.
-(function () {{
-  var parts = location.pathname.split("/").filter(Boolean);
-  var root = /\.github\.io$/.test(location.hostname) && parts.length ? "/" + parts[0] + "/" : "/";
-  document.getElementById("home").href = root + "index.html";
-}})();
-</script>
+<script>{script}</script>
 </body></html>
 """
+NOT_FOUND_SCRIPT = """
+// On a GitHub project site the book lives under /<repository>/; elsewhere at the host's root.
+(function () {
+  var parts = location.pathname.split("/").filter(Boolean);
+  var root = /\\.github\\.io$/.test(location.hostname) && parts.length ? "/" + parts[0] + "/" : "/";
+  document.getElementById("home").href = root + "index.html";
+})();
+"""
+
+# The theme's inline scripts, allowed by hash. Anything else inline is refused at build time.
+KNOWN_INLINE = [re.compile(pattern, re.S) for pattern in (
+    r'\s*document\.documentElement\.dataset\.mode = localStorage\.getItem\("mode"\) \|\| "auto";'
+    r'\s*document\.documentElement\.dataset\.theme = localStorage\.getItem\("theme"\) \|\| "auto";\s*',
+    r"let toggleHintShow = 'Click to show';", r"let toggleHintHide = 'Click to hide';",
+    r"let toggleOpenOnPrint = 'true';", r"var togglebuttonSelector = '\.toggle, \.admonition\.dropdown';",
+    r"DOCUMENTATION_OPTIONS\.pagename = '[A-Za-z0-9_/.-]+';", r"DOCUMENTATION_OPTIONS\.search_as_you_type = (true|false);",
+    r'\s*// Activate the search field on page load\s*let searchInput = document\.querySelector\("form\.bd-search input"\);'
+    r'\s*if \(searchInput\) \{\s*searchInput\.focus\(\);\s*searchInput\.select\(\);'
+    r'\s*console\.log\("\[PST\]: Set focus on search field\."\);\s*\}\s*',
+)]
+# the theme's inline handlers, replaced by data-tipline-action (see _static/tipline-site.js)
+HANDLERS = {'onclick="window.print()"': 'data-tipline-action="print"',
+            'onclick="toggleFullScreen()"': 'data-tipline-action="fullscreen"'}
+INLINE_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script\s*>", re.S | re.I)
+# sphinx-thebe's configuration and kernel name: useless on a static site
+THEBE = re.compile(r'<script type="text/x-thebe-config">.*?</script>\s*|<script>kernelName = \'python3\'</script>\s*', re.S)
+
+
+def _hash(code: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(code.encode("utf-8")).digest()).decode() + "'"
+
+
+def policy(hashes: list[str]) -> str:
+    """The Content-Security-Policy of a page whose allowed inline scripts have these hashes."""
+    scripts = " ".join(["'self'"] + sorted(set(hashes)))
+    return ("default-src 'self'; script-src " + scripts + "; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+            "base-uri 'self'; form-action 'self'")
+
+
+def csp_meta(hashes: list[str]) -> str:
+    return f'<meta http-equiv="Content-Security-Policy" content="{policy(hashes)}">'
+
+
+class _Handlers(HTMLParser):
+    """Every inline event-handler attribute (onclick=...) of a page, as tag and attribute."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        self.found += [f"<{tag} {name}=...>" for name, _ in attrs if name.startswith("on")]
+
+
+def _lock(page: Path, text: str) -> str:
+    """`text` with the theme's inline handlers replaced and a CSP meta tag allowing only the
+    known inline scripts; an unknown inline script or handler is a build error naming the page."""
+    text = THEBE.sub("", text)
+    for handler, replacement in HANDLERS.items():
+        text = text.replace(handler, replacement)
+    hashes = []
+    for match in INLINE_SCRIPT.finditer(text):
+        attributes, code = match.groups()
+        if re.search(r"\bsrc=", attributes):
+            continue
+        if 'type="application/json"' in attributes:  # chart specs: data, never executed
+            continue
+        if not any(known.fullmatch(code) for known in KNOWN_INLINE):
+            raise RuntimeError(f"{page}: an inline script the build does not know: {code[:80]!r}")
+        hashes.append(_hash(code))
+    parser = _Handlers()
+    parser.feed(text)
+    if parser.found:
+        raise RuntimeError(f"{page}: inline event handlers {parser.found[:3]}")
+    if "Content-Security-Policy" not in text:
+        if '<meta charset="utf-8" />' in text:
+            text = text.replace('<meta charset="utf-8" />', '<meta charset="utf-8" />\n' + csp_meta(hashes), 1)
+        elif "<script" in text.lower():  # a page without scripts (index.html, a redirect) needs no policy
+            raise RuntimeError(f"{page}: no <meta charset> to put the Content-Security-Policy after")
+    return text
 
 
 ICON_SCRIPT = re.compile(r'<(?:script|link)[^>]*scripts/fontawesome\.js[^>]*>(?:</script>)?\s*')
 
 
 def _rewrite_pages(outdir: Path) -> None:
-    """One pass over the published pages for two fixes the theme does not offer:
+    """One pass over the published pages for fixes the theme does not offer:
 
     * docutils marks each bibliography entry role="doc-biblioentry" inside role="list": a
       deprecated role that leaves the list without list items (axe: aria-required-children);
     * the theme's Font Awesome script weighs 1.5 MB to draw a dozen icons; _static/tipline.css
-      draws them from the theme's webfont instead, so neither the tags nor the file are published.
+      draws them from the theme's webfont instead, so neither the tags nor the file are published;
+    * a Content-Security-Policy on every page (`_lock`).
     """
     for page in outdir.rglob("*.html"):
+        if "_static" in page.relative_to(outdir).parts or page == outdir / "404.html":
+            continue  # the theme's template fragments (webpack-macros.html); our own 404 page, written below
         text = page.read_text(encoding="utf-8")
-        fixed = ICON_SCRIPT.sub("", text.replace('role="doc-biblioentry"', 'role="listitem"'))
+        fixed = _lock(page, ICON_SCRIPT.sub("", text.replace('role="doc-biblioentry"', 'role="listitem"')))
         if fixed != text:
             page.write_text(fixed, encoding="utf-8")
     (outdir / "_static" / "scripts" / "fontawesome.js").unlink(missing_ok=True)
@@ -120,7 +227,8 @@ def _finished(app, exception) -> None:
     title = html.escape(app.config.html_title or app.config.project)
     # the 404 page is served at any address, so it cannot link the favicon by a relative path
     icon = quote((outdir / "_static" / "favicon.svg").read_text(encoding="utf-8").strip())
-    (outdir / "404.html").write_text(NOT_FOUND.format(title=title, icon=icon), encoding="utf-8")
+    (outdir / "404.html").write_text(NOT_FOUND.format(title=title, icon=icon, script=NOT_FOUND_SCRIPT,
+                                                      csp=csp_meta([_hash(NOT_FOUND_SCRIPT)])), encoding="utf-8")
     shutil.copy2(outdir / "_static" / "favicon.svg", outdir / "favicon.svg")
     from .data import DATA as data
 

@@ -1,0 +1,19 @@
+// The theme's two inline onclick handlers, served from a file so that the pages'
+// Content-Security-Policy can refuse every inline handler (tipline/sphinx.py rewrites them
+// to data-tipline-action attributes).
+(function () {
+  var actions = {
+    print: function () { window.print(); },
+    fullscreen: function () { if (window.toggleFullScreen) { window.toggleFullScreen(); } }
+  };
+  // a printed page shows each chart's data table
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details.tipline-chart-data").forEach(function (details) { details.open = true; });
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-tipline-action]");
+    if (button && actions[button.getAttribute("data-tipline-action")]) {
+      actions[button.getAttribute("data-tipline-action")]();
+    }
+  });
+})();
