@@ -107,3 +107,55 @@ def test_parts_that_do_not_add_up_are_refused(tmp_path):
                  lambda rows: _set(rows, next(i for i, r in enumerate(rows, 1) if r[:2] == ["2022", "public"]), "reports", "256505"))
     with pytest.raises(DataError, match=r"reports_annual\.csv.*2022: ESP"):
         load_all(copy)
+
+
+TIP_MEASURES = {"tips_received", "tips_investigated", "tips_referred_out", "backlog_years"}
+
+
+def _funnel_problems(funnels) -> list[str]:
+    """Rules every task-force unit-period must satisfy; returns what breaks them."""
+    problems = []
+    for row in funnels.itertuples(index=False):
+        where = f"{row.unit} {row.period_start}..{row.period_end} {row.measure} ({row.source_id})"
+        if row.period_end < row.period_start:
+            problems.append(f"{where}: period ends before it starts")
+        if row.period == "calendar_year" and (row.period_start.timetuple()[1:3], row.period_end.timetuple()[1:3],
+                                              row.period_start.year) != ((1, 1), (12, 31), row.period_end.year):
+            problems.append(f"{where}: a calendar year must run 1 January to 31 December of one year")
+        if row.measure != "backlog_years" and row.value != int(row.value):
+            problems.append(f"{where}: a count must be a whole number")
+        if row.measure == "tips_received" and row.attribution != "not_applicable":
+            problems.append(f"{where}: tips received are not attributed to anything")
+        if row.attribution == "not_applicable" and row.measure not in TIP_MEASURES:
+            problems.append(f"{where}: an outcome must say whether it comes from tips or from all work")
+    for key, group in funnels.groupby(["unit", "period_start", "period_end"]):
+        tips = group.loc[group["measure"] == "tips_received", "value"]
+        if tips.empty:
+            continue
+        from_tips = group[(group["attribution"] == "from_tips") & (group["measure"] != "backlog_years")]
+        for row in from_tips.itertuples(index=False):
+            if row.value > tips.min():
+                problems.append(f"{key}: {row.measure} from tips ({row.value:g}) exceeds tips received ({tips.min():g})")
+    for unit, group in funnels.groupby("unit"):
+        if len(group[["unit_name", "state", "scope"]].drop_duplicates()) != 1:
+            problems.append(f"{unit}: name, state or scope differs between rows")
+    return problems
+
+
+def test_task_force_funnels_hold_together():
+    funnels = load_all(DATA)["task_force_funnels"]
+    assert _funnel_problems(funnels) == []
+    unit_periods = funnels[["unit", "period_start", "period_end"]].drop_duplicates()
+    assert len(unit_periods) >= 25 and funnels["state"].nunique() >= 10
+    arrests_from_tips = funnels[(funnels["measure"] == "arrests") & (funnels["attribution"] == "from_tips")]
+    assert not arrests_from_tips.empty
+
+
+def test_task_force_funnel_rules_catch_bad_rows():
+    funnels = load_all(DATA)["task_force_funnels"].copy()
+    arrest = funnels.index[(funnels["measure"] == "arrests") & (funnels["attribution"] == "from_tips")][0]
+    funnels.loc[arrest, "value"] = 10**7
+    funnels.loc[funnels.index[0], "period_end"] = funnels.loc[funnels.index[0], "period_start"].replace(year=1990)
+    problems = _funnel_problems(funnels)
+    assert any("exceeds tips received" in p for p in problems), problems
+    assert any("ends before it starts" in p for p in problems), problems
