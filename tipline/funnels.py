@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, logsumexp
+from scipy.special import betaln, expit, logsumexp
 from scipy.stats import beta, betabinom
 
 from .data import load
@@ -44,9 +44,9 @@ GRADE_ORDER = {"primary": 0, "transcription": 1, "secondary": 2}
 LEVEL = 0.9
 MIN_UNITS = 3  # a stage is fitted only with at least this many unit-periods carrying information
 
-# the grid: logit(mu) from about 0.1% to 98%, kappa from 0.5 (units nothing alike) to 5,000 (alike)
+# the grid: logit(mu) from about 0.1% to 98%; kappa from 1 (unit-periods barely alike) to 10,000 (all alike)
 LOGIT_MU = np.linspace(-7.0, 4.0, 221)
-LOG_KAPPA = np.linspace(np.log(0.5), np.log(5000.0), 121)
+LOG_KAPPA = np.linspace(0.0, np.log(10_000.0), 121)
 
 
 def observations(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -54,12 +54,13 @@ def observations(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
 
     `kind` is exact (tips that reached the stage), at_most (an upper bound: all of the unit's work,
     or attribution unknown) or at_least ("more than"). Conflicting sources: the best grade is used
-    (primary, then transcription, then news), then a count attributed to tips.
+    (primary, then transcription, then news), then a count attributed to tips, then an exact one.
     """
     funnels = load("task_force_funnels") if funnels is None else funnels
     funnels = funnels.assign(_grade=funnels["grade"].map(GRADE_ORDER),
                              _tips=(funnels["attribution"] != "from_tips").astype(int))
-    funnels = funnels.sort_values(["_grade", "_tips", "source_id"], kind="stable")
+    funnels = funnels.assign(_exact=(funnels["qualifier"] != "exact").astype(int))
+    funnels = funnels.sort_values(["_grade", "_tips", "_exact", "source_id"], kind="stable")
     rows = []
     for (unit, start, end), group in funnels.groupby(["unit", "period_start", "period_end"], sort=True):
         tips = group[group["measure"] == "tips_received"]
@@ -73,14 +74,15 @@ def observations(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
             found = found.assign(_order=found["measure"].map(measures.index)).sort_values("_order", kind="stable")
             row = found.iloc[0]
             n, y = int(round(tip["value"])), int(round(row["value"]))
-            if row["attribution"] == "from_tips" and row["qualifier"] in ("more_than", "at_least"):
-                kind = "at_least"
-            elif row["attribution"] == "from_tips":
-                kind = "exact"
+            lower = row["qualifier"] in ("more_than", "at_least")
+            if row["attribution"] == "from_tips":
+                kind = "at_least" if lower else "exact"
             else:
                 kind = "at_most"
             usable, why = True, ""
-            if n <= 0:
+            if kind == "at_most" and lower:
+                usable, why = False, "\"more than\" a count of all work: no bound on the count from tips"
+            elif n <= 0:
                 usable, why = False, "no tips"
             elif y > n and kind == "at_most":
                 usable, why = False, "count above the tips received: no bound on a per-tip rate"
@@ -109,20 +111,39 @@ def held_out(table: pd.DataFrame) -> pd.Series:
     return flag
 
 
-def _loglik(table: pd.DataFrame) -> np.ndarray:
-    """Log-likelihood of the unit-periods at every grid point (shape: mu x kappa)."""
-    mu = expit(LOGIT_MU)[:, None]
-    kappa = np.exp(LOG_KAPPA)[None, :]
-    a, b = mu * kappa, (1 - mu) * kappa
-    total = np.zeros((len(LOGIT_MU), len(LOG_KAPPA)))
+def log_cdf(count: int, tips: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log P(Y <= count) for Y ~ BetaBinomial(tips, a, b), elementwise over arrays a and b.
+
+    Summed term by term with the ratio of successive probabilities, which is exact and, for the
+    few hundred terms a count here needs, far faster than scipy's generic cdf over a large grid.
+    """
+    k = np.arange(count)
+    # log pmf(0) = log B(a, tips + b) - log B(a, b); pmf(k + 1) / pmf(k) = (n - k)(k + a) / ((k + 1)(n - k - 1 + b))
+    log_pmf = betaln(a, tips + b) - betaln(a, b)
+    total = log_pmf.copy()
+    for step in k:
+        log_pmf = log_pmf + np.log((tips - step) * (step + a)) - np.log((step + 1) * (tips - step - 1 + b))
+        total = np.logaddexp(total, log_pmf)
+    return np.minimum(total, 0.0)
+
+
+def _loglik(table: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Log-likelihood of the unit-periods at every grid point."""
+    total = np.zeros(np.broadcast(a, b).shape)
     for row in table.itertuples(index=False):
         if row.kind == "exact":
             total += betabinom.logpmf(row.count, row.tips, a, b)
         elif row.kind == "at_most":
-            total += betabinom.logcdf(row.count, row.tips, a, b)
-        else:
-            total += betabinom.logsf(row.count - 1, row.tips, a, b)
+            total += log_cdf(row.count, row.tips, a, b)
+        else:  # at least `count`: 1 - P(Y <= count - 1)
+            total += np.log1p(-np.exp(np.minimum(log_cdf(row.count - 1, row.tips, a, b), -1e-300))) if row.count > 0 else 0.0
     return total
+
+
+def _grid():
+    mu = expit(LOGIT_MU)[:, None]
+    kappa = np.exp(LOG_KAPPA)[None, :]
+    return mu * kappa, (1 - mu) * kappa
 
 
 @dataclass(frozen=True)
@@ -134,10 +155,9 @@ class Fit:
 
     @property
     def _ab(self):
-        mu = expit(LOGIT_MU)[:, None]
-        kappa = np.exp(LOG_KAPPA)[None, :]
+        a, b = _grid()
         keep = self.weights > self.weights.max() * 1e-9
-        return (mu * kappa)[keep], ((1 - mu) * kappa)[keep], self.weights[keep] / self.weights[keep].sum()
+        return a[keep], b[keep], self.weights[keep] / self.weights[keep].sum()
 
     def mean_rate(self, level: float = LEVEL) -> dict:
         """Posterior of mu, the mean rate across unit-periods: median and central interval."""
@@ -158,21 +178,12 @@ class Fit:
         tail = (1 - level) / 2
         return {"median": _solve(cdf, 0.5), "low": _solve(cdf, tail), "high": _solve(cdf, 1 - tail), "level": level}
 
-    def predictive_count(self, tips: int, level: float = LEVEL) -> dict:
-        """The count a new unit-period with `tips` tips would report: median and central interval."""
+    def predictive_cdf(self, count: int, tips: int) -> float:
+        """P(a new unit-period with `tips` tips reports at most `count`), over the posterior."""
+        if count < 0:
+            return 0.0
         a, b, w = self._ab
-        tail = (1 - level) / 2
-
-        def quantile(q):
-            low, high = 0, tips
-            while low < high:  # smallest k with P(count <= k) >= q
-                middle = (low + high) // 2
-                if np.dot(w, betabinom.cdf(middle, tips, a, b)) >= q:
-                    high = middle
-                else:
-                    low = middle + 1
-            return low
-        return {"median": quantile(0.5), "low": quantile(tail), "high": quantile(1 - tail), "level": level}
+        return float(np.dot(w, np.exp(log_cdf(count, tips, a, b))))
 
 
 def _solve(cdf, q: float) -> float:
@@ -192,32 +203,37 @@ def fit(table: pd.DataFrame, stage: str) -> Fit | None:
     data = table[(table["stage"] == stage) & table["usable"]]
     if len(data) < MIN_UNITS:
         return None
-    loglik = _loglik(data)
+    loglik = _loglik(data, *_grid())
     weights = np.exp(loglik - logsumexp(loglik))
     return Fit(stage, data.reset_index(drop=True), weights)
 
 
-def validate(fitted: Fit, held: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
+def validate(fitted: Fit | None, held: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """Whether each held-out unit-period falls inside the fitted model's predictive interval.
 
-    An exact count is covered if it lies in the interval; an upper bound (at_most) is consistent
-    if it is not below the interval's low end; a lower bound (at_least) if not above its high end.
+    The interval is for the count a new unit-period with the same number of tips would report
+    (between-unit spread and binomial chance both included). An exact count is covered if it lies
+    inside the central `level` interval; an upper bound (at_most) is consistent unless it lies
+    below the interval; a lower bound (at_least) unless it lies above it.
     """
+    tail = (1 - level) / 2
+    rate = fitted.predictive(level) if fitted is not None and len(held) else None
     rows = []
     for row in held.itertuples(index=False):
-        interval = fitted.predictive_count(row.tips, level)
+        below = fitted.predictive_cdf(row.count, row.tips)       # P(count <= observed)
+        under = fitted.predictive_cdf(row.count - 1, row.tips)   # P(count < observed)
         if row.kind == "exact":
-            covered = interval["low"] <= row.count <= interval["high"]
+            covered = below >= tail and under <= 1 - tail
         elif row.kind == "at_most":
-            covered = row.count >= interval["low"]
+            covered = below >= tail
         else:
-            covered = row.count <= interval["high"]
+            covered = under <= 1 - tail
         rows.append({"unit": row.unit, "unit_name": row.unit_name, "period_start": row.period_start,
                      "period_end": row.period_end, "stage": row.stage, "tips": row.tips, "count": row.count,
-                     "kind": row.kind, "low": interval["low"], "median": interval["median"],
-                     "high": interval["high"], "covered": bool(covered)})
+                     "kind": row.kind, "rate": row.count / row.tips, "low": rate["low"], "median": rate["median"],
+                     "high": rate["high"], "p_at_most": below, "covered": bool(covered)})
     return pd.DataFrame(rows, columns=["unit", "unit_name", "period_start", "period_end", "stage", "tips", "count",
-                                       "kind", "low", "median", "high", "covered"])
+                                       "kind", "rate", "low", "median", "high", "p_at_most", "covered"])
 
 
 @dataclass(frozen=True)
