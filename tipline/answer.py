@@ -19,6 +19,16 @@ from .data import load
 QUESTION = "Using best inference, what is the most common outcome of a genuine, U.S.-jurisdiction NCMEC CyberTipline report?"
 
 
+def percent(value: float) -> str:
+    """A share as the chapters print it: one decimal near 0 or 1, none in between; a share that
+    would round to 0% or 100% without being exactly that is said as under 0.1% / over 99.9%."""
+    if value < 0.001:
+        return "under 0.1%"
+    if 0.999 < value < 1:
+        return "over 99.9%"
+    return f"{100 * value:.{1 if value < 0.1 or value > 0.9 else 0}f}%"
+
+
 def _interval(values: dict) -> dict:
     return {key: (round(float(values[key]), 6) if isinstance(values[key], float) else values[key])
             for key in ("median", "low", "high", "level")}
