@@ -22,7 +22,7 @@ Counts that are not simply "tips that reached the stage" enter as bounds, never 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -45,8 +45,8 @@ LEVEL = 0.9
 MIN_UNITS = 3  # a stage is fitted only with at least this many unit-periods carrying information
 
 # the grid: logit(mu) from about 0.1% to 98%; kappa from 1 (unit-periods barely alike) to 10,000 (all alike)
-LOGIT_MU = np.linspace(-7.0, 4.0, 221)
-LOG_KAPPA = np.linspace(0.0, np.log(10_000.0), 121)
+LOGIT_MU = np.linspace(-7.0, 4.0, 111)
+LOG_KAPPA = np.linspace(0.0, np.log(10_000.0), 61)
 
 
 def observations(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -61,18 +61,18 @@ def observations(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
                              _tips=(funnels["attribution"] != "from_tips").astype(int))
     funnels = funnels.assign(_exact=(funnels["qualifier"] != "exact").astype(int))
     funnels = funnels.sort_values(["_grade", "_tips", "_exact", "source_id"], kind="stable")
+    best: dict[tuple, dict] = {}  # (unit, start, end) -> measure -> the preferred row
+    for record in funnels.to_dict("records"):
+        best.setdefault((record["unit"], record["period_start"], record["period_end"]), {}).setdefault(record["measure"], record)
     rows = []
-    for (unit, start, end), group in funnels.groupby(["unit", "period_start", "period_end"], sort=True):
-        tips = group[group["measure"] == "tips_received"]
-        if tips.empty:
+    for (unit, start, end), measures_found in sorted(best.items(), key=lambda item: tuple(str(x) for x in item[0])):
+        tip = measures_found.get("tips_received")
+        if tip is None:
             continue
-        tip = tips.iloc[0]
         for stage, measures in STAGES.items():
-            found = group[group["measure"].isin(measures)]
-            if found.empty:
+            row = next((measures_found[m] for m in measures if m in measures_found), None)
+            if row is None:
                 continue
-            found = found.assign(_order=found["measure"].map(measures.index)).sort_values("_order", kind="stable")
-            row = found.iloc[0]
             n, y = int(round(tip["value"])), int(round(row["value"]))
             lower = row["qualifier"] in ("more_than", "at_least")
             if row["attribution"] == "from_tips":
@@ -152,6 +152,7 @@ class Fit:
     stage: str
     data: pd.DataFrame
     weights: np.ndarray  # posterior probability of each grid point (mu x kappa)
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def _ab(self):
@@ -170,13 +171,16 @@ class Fit:
 
     def predictive(self, level: float = LEVEL) -> dict:
         """The rate of a new unit-period (mixture of betas over the posterior): median, interval."""
-        a, b, w = self._ab
+        if ("predictive", level) not in self._memo:
+            a, b, w = self._ab
 
-        def cdf(p):
-            return float(np.dot(w, beta.cdf(p, a, b)))
+            def cdf(p):
+                return float(np.dot(w, beta.cdf(p, a, b)))
 
-        tail = (1 - level) / 2
-        return {"median": _solve(cdf, 0.5), "low": _solve(cdf, tail), "high": _solve(cdf, 1 - tail), "level": level}
+            tail = (1 - level) / 2
+            self._memo[("predictive", level)] = {"median": _solve(cdf, 0.5), "low": _solve(cdf, tail),
+                                                 "high": _solve(cdf, 1 - tail), "level": level}
+        return dict(self._memo[("predictive", level)])
 
     def predictive_cdf(self, count: int, tips: int) -> float:
         """P(a new unit-period with `tips` tips reports at most `count`), over the posterior."""
@@ -187,9 +191,9 @@ class Fit:
 
 
 def _solve(cdf, q: float) -> float:
-    """Bisection for the q-quantile of a distribution on [0, 1] (60 steps: far below print precision)."""
+    """Bisection for the q-quantile of a distribution on [0, 1] (40 steps: far below print precision)."""
     low, high = 0.0, 1.0
-    for _ in range(60):
+    for _ in range(40):
         middle = (low + high) / 2
         if cdf(middle) < q:
             low = middle
