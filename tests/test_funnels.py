@@ -51,12 +51,16 @@ def test_conflicting_sources_prefer_the_better_grade():
     assert funnels.observations(rows).iloc[0]["count"] == 90
 
 
-def test_the_held_out_rule_takes_the_latest_period_of_units_with_several(fixture_rows):
+def test_the_held_out_rule_takes_latest_periods_and_the_newest_year(fixture_rows):
     table = funnels.observations(fixture_rows)
     held = table[funnels.held_out(table)]
     assert set(zip(held["unit"], held["period_start"], held["stage"])) == {
+        # the latest period of units with several
         ("nebraska_icac", "2020-01-01", "investigations"), ("nebraska_icac", "2020-01-01", "arrests"),
-        ("sw_missouri_cctf", "2019-01-01", "arrests")}
+        ("sw_missouri_cctf", "2019-01-01", "arrests"),
+        # everything ending in the newest year of the fixture (2023)
+        ("ne_florida_intercept", "2023-01-01", "investigations"), ("ne_florida_intercept", "2023-01-01", "warrants"),
+        ("ne_florida_intercept", "2023-01-01", "arrests"), ("ne_florida_intercept", "2023-01-01", "charges")}
 
 
 @settings(max_examples=60, deadline=None)

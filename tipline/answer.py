@@ -135,7 +135,7 @@ def compute() -> dict:
         "bottom_up_never_opened_most_common_probability": round(bottom_up_mode_probability(result), 6),
         "reconciliation": reconciliation,
         "validation": {
-            "rule": "for each stage, the latest unit-period of every unit that published that stage for more than one period, set aside before fitting",
+            "rule": "set aside before fitting, for each stage: the latest unit-period of every unit that published that stage for more than one period, and every unit-period ending in the most recent year the usable figures reach",
             "held_out": [{"unit": r.unit, "period_start": str(r.period_start), "period_end": str(r.period_end), "stage": r.stage,
                           "tips": int(r.tips), "count": int(r.count), "kind": r.kind, "covered": bool(r.covered)}
                          for r in validation.itertuples(index=False)],

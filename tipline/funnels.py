@@ -100,15 +100,21 @@ def observations(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
 
 
 def held_out(table: pd.DataFrame) -> pd.Series:
-    """The rule, fixed before any fit: for each stage, the latest unit-period of every unit that
-    published the stage for more than one period is set aside (the question a reader asks of a
-    model fitted to past years: does it predict a unit's next year?)."""
+    """The rule, fixed before any fit. Set aside, for each stage:
+
+    * the latest unit-period of every unit that published the stage for more than one period
+      (does the model predict a unit's next year?), and
+    * every unit-period ending in the most recent year the usable figures reach (does a model of
+      earlier years predict the newest figures, the ones a reader would apply it to?).
+    """
     usable = table["usable"]
     latest = table[usable].groupby(["stage", "unit"])["period_end"].transform("max")
     several = table[usable].groupby(["stage", "unit"])["period_end"].transform("count") > 1
     flag = pd.Series(False, index=table.index)
     flag.loc[latest.index] = (table.loc[latest.index, "period_end"] == latest) & several
-    return flag
+    year = table["period_end"].astype(str).str[:4]
+    newest = year[usable].max() if usable.any() else None
+    return flag | (usable & (year == newest))
 
 
 def log_cdf(count: int, tips: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
