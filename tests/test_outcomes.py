@@ -1,75 +1,158 @@
-"""The outcome model: properties that must hold for any input, and its use of data/."""
+"""The top-down outcome model: properties that must hold for any input, and its use of data/."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tipline import outcomes
+from tipline import load, outcomes
 
-reports = st.floats(1, 1e8)
-counts = st.floats(0, 1e7)
-share = st.floats(0, 1)
+reports = st.floats(1e3, 1e7)
+share = st.floats(0.01, 1)
 per_case = st.floats(1, 20)
-lag = st.floats(0.5, 2)
+growth = st.floats(0, 0.3)
+lag = st.floats(0, 1)
 
 
 @st.composite
 def settings_(draw):
-    investigations = draw(counts)
+    """One setting of the identity: national counts, the terms, and the reports they reach."""
+    investigations = draw(st.floats(1e2, 1e6))
     arrests = draw(st.floats(0, 1)) * investigations
     return dict(reports=draw(reports), investigations=investigations, arrests=arrests,
-                cybertip_share=draw(share), reports_per_investigation=draw(per_case), lag_factor=draw(lag))
+                share_i=draw(share), share_a=draw(share), per_investigation=draw(per_case), per_arrest=draw(per_case),
+                growth_i=draw(growth), growth_a=draw(growth), lag_i=draw(lag), lag_a=draw(lag))
+
+
+def _reached(s):
+    investigated = outcomes.reach(s["investigations"], s["share_i"], s["per_investigation"], s["growth_i"], s["lag_i"])
+    arrested = outcomes.reach(s["arrests"], s["share_a"], s["per_arrest"], s["growth_a"], s["lag_a"])
+    return float(investigated), float(arrested)
 
 
 @settings(max_examples=300, deadline=None)
 @given(settings_())
-def test_shares_are_fractions_that_sum_to_one(setting):
-    shares = outcomes.outcome_shares(**setting)
-    values = np.array([shares[o] for o in outcomes.OUTCOMES], dtype=float)
-    assert ((values >= -1e-12) & (values <= 1 + 1e-12)).all()
-    assert values.sum() == pytest.approx(1)
+def test_possible_settings_give_fractions_and_impossible_ones_are_refused(s):
+    investigated, arrested = _reached(s)
+    if outcomes.possible(s["reports"], investigated, arrested):
+        shares = outcomes.outcome_shares(s["reports"], investigated, arrested)
+        values = np.array([shares[o] for o in outcomes.OUTCOMES])
+        assert ((values >= -1e-12) & (values <= 1 + 1e-12)).all()
+        assert values.sum() == pytest.approx(1)
+    else:  # rejected, never clipped into "everything investigated"
+        with pytest.raises(ValueError, match="impossible"):
+            outcomes.outcome_shares(s["reports"], investigated, arrested)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(1e3, 1e7), st.floats(1e-4, 1), st.floats(0, 0.2), st.floats(1, 10))
+def test_never_investigated_is_the_mode_exactly_below_the_threshold(reports_, reach_share, arrest_share, m):
+    """With c reports reached per unit of reports-per-case, never investigated comes first iff m < X."""
+    c = reach_share * reports_ / 4
+    arrested = arrest_share * min(reports_, m * c)
+    assume(outcomes.possible(reports_, m * c, arrested))
+    x = float(outcomes.threshold(reports_, c, arrested))
+    assume(abs(m - x) > 1e-6 * x)  # away from an exact tie
+    shares = outcomes.outcome_shares(reports_, m * c, arrested)
+    first = max(outcomes.OUTCOMES, key=lambda o: shares[o])
+    assert (first == "never_investigated") == (m < x)
 
 
 @settings(max_examples=200, deadline=None)
-@given(settings_(), st.sampled_from(["cybertip_share", "reports_per_investigation", "lag_factor", "investigations"]),
-       st.floats(1, 3))
-def test_more_capacity_never_means_fewer_reports_investigated(setting, name, factor):
-    before = outcomes.outcome_shares(**setting)
-    bigger = dict(setting, **{name: setting[name] * factor})
-    if name == "cybertip_share":
-        bigger[name] = min(1.0, bigger[name])
-    after = outcomes.outcome_shares(**bigger)
-    assert after["never_investigated"] <= before["never_investigated"] + 1e-12
-    if name != "investigations":
-        assert after["arrest"] >= before["arrest"] - 1e-12
+@given(settings_(), st.floats(1.01, 3))
+def test_more_reports_per_case_means_fewer_never_investigated(s, factor):
+    before_inv, arrested = _reached(s)
+    bigger = dict(s, per_investigation=s["per_investigation"] * factor)
+    after_inv, _ = _reached(bigger)
+    assume(outcomes.possible(s["reports"], after_inv, arrested) and outcomes.possible(s["reports"], before_inv, arrested))
+    before = outcomes.outcome_shares(s["reports"], before_inv, arrested)["never_investigated"]
+    after = outcomes.outcome_shares(s["reports"], after_inv, arrested)["never_investigated"]
+    assert after < before
 
 
-@settings(max_examples=200, deadline=None)
-@given(settings_(), st.floats(1, 3))
-def test_more_reports_mean_a_larger_share_never_investigated(setting, factor):
-    before = outcomes.outcome_shares(**setting)
-    after = outcomes.outcome_shares(**dict(setting, reports=setting["reports"] * factor))
-    assert after["never_investigated"] >= before["never_investigated"] - 1e-12
-    assert after["arrest"] <= before["arrest"] + 1e-12
+def test_the_fiscal_offset_moves_counts_forward_by_their_own_growth():
+    # a fiscal year is centred a quarter before the calendar year: with no lag, counts still grow by a quarter-year
+    assert outcomes.FISCAL_LEAD == 0.25
+    assert outcomes.reach(100, 1, 1, 0.1, 0) == pytest.approx(100 * 1.1 ** 0.25)
+    assert outcomes.reach(100, 1, 1, 0.1, 0.5) > outcomes.reach(100, 1, 1, 0.1, 0)
+    rows = load("downstream").query("agency == 'icac' and measure == 'arrests' and period == 'fiscal_year' and period_start == period_end")
+    series = rows.set_index("period_end")["value"]
+    first, last = series.index.min(), series.index.max()
+    expected = (series[last] / series[first]) ** (1 / (last - first)) - 1
+    given_ = outcomes.inputs(outcomes.years()[-1])
+    assert given_.arrest_growth == pytest.approx(expected)
+    assert given_.arrest_growth != pytest.approx(given_.growth)  # arrests are not scaled by investigations' growth
 
 
-def test_degenerate_settings_give_the_obvious_answer():
-    none = outcomes.outcome_shares(1000, 500, 50, cybertip_share=0, reports_per_investigation=3)
-    assert none["never_investigated"] == 1 and none["arrest"] == 0
-    flood = outcomes.outcome_shares(1000, 5000, 50, cybertip_share=1, reports_per_investigation=1)
-    assert flood["never_investigated"] == 0
-    assert flood["arrest"] == pytest.approx(0.05)
-    everyone = outcomes.outcome_shares(1000, 1000, 1000, cybertip_share=1, reports_per_investigation=1)
-    assert everyone["arrest"] == 1
+def test_draws_that_investigate_more_reports_than_exist_are_rejected_not_clipped():
+    priors = outcomes.assumptions().copy()
+    # a deliberately wide prior so that some draws are impossible
+    priors.loc["reports_per_investigation", ["distribution", "low", "high"]] = ["uniform", 1, 40]
+    frame = outcomes.draw(outcomes.years()[0], draws=4000, priors=priors)
+    assert 0 < outcomes.acceptance(frame) < 1
+    rejected = frame[~frame["accepted"]]
+    assert rejected["never_investigated"].isna().all()
+    accepted = outcomes.accepted_draws(frame)
+    assert (accepted["never_investigated"] >= 0).all() and (accepted["arrest"] <= 1 - accepted["never_investigated"] + 1e-12).all()
+    assert (accepted["never_investigated"] > 0).all(), "an accepted draw investigated every report: clipping, not rejection"
+    result = outcomes.summary(frame)
+    assert result.loc["never_investigated", "median"] == pytest.approx(accepted["never_investigated"].median())
 
 
-def test_impossible_inputs_are_refused():
-    with pytest.raises(ValueError, match="positive"):
-        outcomes.outcome_shares(0, 10, 1, 0.5, 1)
-    with pytest.raises(ValueError, match="exceed"):
-        outcomes.outcome_shares(100, 10, 11, 0.5, 1)
+def test_monte_carlo_is_reproducible_and_stays_inside_the_priors():
+    year = outcomes.years()[-1]
+    first, second = outcomes.draw(year, draws=2000), outcomes.draw(year, draws=2000)
+    assert first.equals(second)
+    priors = outcomes.assumptions()
+    for name in outcomes.PARAMETERS:
+        assert first[name].between(priors.loc[name, "low"], priors.loc[name, "high"]).all(), name
+    accepted = outcomes.accepted_draws(first)
+    assert (accepted["conviction"] <= accepted["arrest"]).all()
+    result = outcomes.summary(first)
+    assert (result["low"] <= result["median"]).all() and (result["median"] <= result["high"]).all()
+    assert result["mode_share"].dropna().sum() == pytest.approx(1)
+
+
+def test_priors_match_their_stated_shape():
+    priors = outcomes.assumptions()
+    rng = np.random.default_rng(1)
+    for name in outcomes.PARAMETERS:
+        row = priors.loc[name]
+        if row["distribution"] == "beta":
+            assert row["a"] > 0 and row["b"] > 0, f"{name}: a beta prior needs both shape parameters"
+        sample = outcomes.prior(row, rng, 40_000)
+        low, middle, high = outcomes.prior_quantiles(row)
+        assert np.quantile(sample, 0.5) == pytest.approx(middle, abs=0.02 * (row["high"] - row["low"]))
+        assert np.quantile(sample, 0.05) == pytest.approx(low, abs=0.02 * (row["high"] - row["low"]))
+        assert np.quantile(sample, 0.95) == pytest.approx(high, abs=0.02 * (row["high"] - row["low"]))
+
+
+def test_priors_that_have_evidence_are_not_uniform_boxes():
+    priors = outcomes.assumptions()
+    # the funnels inform these two: they must carry a shaped prior, not a box
+    assert priors.loc["share_investigations", "distribution"] == "beta"
+    assert priors.loc["reports_per_investigation", "distribution"] == "beta"
+    assert (priors["justification"].str.contains("because nothing better exists") == (priors["distribution"] == "uniform")).all(), \
+        "every uniform prior says why it is uniform, and only those"
+
+
+def test_the_model_reads_its_inputs_from_data():
+    year = outcomes.years()[-1]
+    given_ = outcomes.inputs(year)
+    recipients = load("recipients").query("year == @year and label == 'actionable'")
+    expected = recipients[recipients["recipient"].isin(["icac", "local"])]["reports"].sum()
+    assert given_.reports[outcomes.MAIN] == expected
+    assert given_.arrests < given_.investigations
+
+
+def test_the_threshold_of_a_draw_agrees_with_its_mode():
+    frame = outcomes.accepted_draws(outcomes.draw(outcomes.years()[0], draws=5000))
+    below = frame["reports_per_investigation"] < frame["threshold"]
+    assert ((frame["mode"] == "never_investigated") == below).all()
+    summary = outcomes.threshold_summary(outcomes.draw(outcomes.years()[0], draws=5000))
+    assert summary["probability_below"] == pytest.approx(below.mean())
 
 
 def test_rounding_unit_of_more_than_counts():
@@ -78,38 +161,10 @@ def test_rounding_unit_of_more_than_counts():
     assert outcomes._rounding_unit(203467) == 1
 
 
-def test_monte_carlo_is_reproducible_and_stays_inside_the_ranges():
-    year = outcomes.years()[-1]
-    first, second = outcomes.draw(year, draws=2000), outcomes.draw(year, draws=2000)
-    assert first.equals(second)
-    ranges = outcomes.assumptions()
-    for name in outcomes.PARAMETERS:
-        assert first[name].between(ranges.loc[name, "low"], ranges.loc[name, "high"]).all()
-    assert (first["conviction"] <= first["arrest"]).all()
-    result = outcomes.summary(first)
-    assert (result["low"] <= result["median"]).all() and (result["median"] <= result["high"]).all()
-    assert result["mode_share"].dropna().sum() == pytest.approx(1)
-
-
-def test_the_model_reads_its_inputs_from_data():
-    year = outcomes.years()[-1]
-    given_ = outcomes.inputs(year)
-    recipients = outcomes.load("recipients").query("year == @year and label == 'actionable'")
-    expected = recipients[recipients["recipient"].isin(["icac", "local"])]["reports"].sum()
-    assert given_.reports[outcomes.MAIN] == expected
-    assert given_.arrests < given_.investigations
-
-
-def test_sensitivity_swings_are_ordered_and_bounded():
-    table = outcomes.sensitivity(outcomes.years()[-1])
-    assert list(table["swing"]) == sorted(table["swing"], reverse=True)
-    assert table[["at_low", "at_high"]].stack().between(0, 1).all()
-
-
 def test_verdict_wording_never_overstates():
-    import pandas as pd
     assert outcomes.verdict(pd.Series({"never_investigated": 1.0, "investigated_no_arrest": 0.0, "arrest": 0.0})) \
-        == "never investigated in all plausible settings"
-    assert "depends" in outcomes.verdict(pd.Series({"never_investigated": 0.99, "investigated_no_arrest": 0.01, "arrest": 0}))
+        == "never investigated in every accepted draw"
+    assert "99%" in outcomes.verdict(pd.Series({"never_investigated": 0.99, "investigated_no_arrest": 0.01, "arrest": 0}))
+    assert "depends" in outcomes.verdict(pd.Series({"never_investigated": 0.6, "investigated_no_arrest": 0.4, "arrest": 0}))
     assert outcomes.verdict(pd.Series({"never_investigated": 0.4, "investigated_no_arrest": 0.35, "arrest": 0.25})) \
         .startswith("depends on the assumptions")

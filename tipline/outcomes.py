@@ -1,24 +1,27 @@
-"""Best inference: from a genuine U.S. CyberTipline report to its outcome, with uncertainty.
+"""Top-down: from a genuine U.S. CyberTipline report to its outcome, by accounting.
 
 For one calendar year, the model spreads the investigations and arrests that ICAC task forces
-report (federal fiscal years, all sources of cases) over the reports NCMEC made available to
-them. Three quantities no source publishes are parameters drawn from ranges kept, with their
-justification, in data/assumptions.csv:
+report (federal fiscal years, every origin of case) over the reports NCMEC made available to
+them. Investigations and arrests each have their own unmeasured terms, drawn from priors whose
+shape and bounds are recorded with their evidence in data/assumptions.csv:
 
-* ``cybertip_share``: the share of ICAC investigations (and arrests) that begin with a report;
-* ``reports_per_investigation``: how many reports one investigation (or arrest) accounts for;
-* ``fiscal_lag_years``: the offset between the calendar year of the reports and the fiscal year
-  of the cases, applied through the measured growth of ICAC investigations.
+* ``share_investigations`` / ``share_arrests``: the share of ICAC investigations (arrests) in
+  cases begun by a report; the rest are proactive, undercover or peer-to-peer cases;
+* ``reports_per_investigation`` / ``reports_per_arrest``: how many reports one report-begun
+  investigation (arrest) accounts for;
+* ``lag_investigations`` / ``lag_arrests``: years from a report to the investigation (arrest)
+  it feeds.
 
-A report ends in one of three outcomes::
+The federal fiscal year (October-September) is centred a quarter of a year *before* the calendar
+year of the same number, so the fiscal counts that match a calendar year of reports lie
+0.25 + lag years later: each count is scaled by its own measured growth over that offset::
 
-    investigated reports = min(reports, investigations x lag x share x reports per investigation)
-    arrest reports       = min(investigated, arrests x lag x share x reports per investigation)
-    never investigated   = reports - investigated
+    investigated reports = investigations x share_i x reports_per_investigation x (1 + g_i)^(0.25 + lag_i)
+    arrest reports       = arrests x share_a x reports_per_arrest x (1 + g_a)^(0.25 + lag_a)
+    never investigated   = reports - investigated reports
 
-``conviction_share`` splits the arrest outcome further where a reader wants the last stage.
-Everything here is plain numpy on arrays, so the same function serves one setting, a Monte
-Carlo draw of 20,000 settings, and the property tests.
+A draw that investigates more reports than exist, or arrests on more reports than it
+investigates, is impossible: it is rejected (never clipped), and the acceptance rate is kept.
 """
 from __future__ import annotations
 
@@ -34,11 +37,16 @@ OUTCOMES = ("never_investigated", "investigated_no_arrest", "arrest")
 OUTCOME_LABELS = {"never_investigated": "Never investigated",
                   "investigated_no_arrest": "Investigated, no arrest",
                   "arrest": "Arrest"}
-PARAMETERS = ("cybertip_share", "reports_per_investigation", "fiscal_lag_years")
-PARAMETER_LABELS = {"cybertip_share": "Share of ICAC cases begun by a report",
-                    "reports_per_investigation": "Reports per investigation",
-                    "fiscal_lag_years": "Calendar/fiscal-year offset",
+PARAMETERS = ("share_investigations", "reports_per_investigation", "lag_investigations",
+              "share_arrests", "reports_per_arrest", "lag_arrests", "conviction_share")
+PARAMETER_LABELS = {"share_investigations": "Share of ICAC investigations begun by a report",
+                    "reports_per_investigation": "Reports per report-begun investigation",
+                    "lag_investigations": "Years from report to investigation",
+                    "share_arrests": "Share of ICAC arrests in cases begun by a report",
+                    "reports_per_arrest": "Reports per report-begun arrest",
+                    "lag_arrests": "Years from report to arrest",
                     "conviction_share": "Share of arrests ending in conviction"}
+FISCAL_LEAD = 0.25  # a federal fiscal year is centred on 1 April, a calendar year on 1 July
 SEED = 20240501
 LEVEL = 0.9  # the central interval reported for every outcome
 DRAWS = 20_000
@@ -53,21 +61,45 @@ DEFINITIONS = {
 MAIN = "actionable_state_local"
 
 
-def outcome_shares(reports, investigations, arrests, cybertip_share, reports_per_investigation,
-                   lag_factor=1.0) -> dict[str, np.ndarray]:
-    """Share of `reports` in each outcome; every argument may be a scalar or an array."""
+def reach(count, share, per_case, growth, lag):
+    """Reports accounted for by `count` fiscal-year cases (investigations or arrests)."""
+    return (np.asarray(count, dtype=float) * np.asarray(share, dtype=float) * np.asarray(per_case, dtype=float)
+            * (1 + np.asarray(growth, dtype=float)) ** (FISCAL_LEAD + np.asarray(lag, dtype=float)))
+
+
+def possible(reports, investigated, arrested) -> np.ndarray:
+    """True where a setting is possible: no more reports investigated than exist, none arrested
+    that were not investigated."""
+    return (np.asarray(investigated) <= np.asarray(reports)) & (np.asarray(arrested) <= np.asarray(investigated))
+
+
+def outcome_shares(reports, investigated, arrested) -> dict[str, np.ndarray]:
+    """Share of `reports` in each outcome, given the reports investigated and the reports that
+    ended in an arrest. Refuses impossible settings instead of clipping them."""
     reports = np.asarray(reports, dtype=float)
+    investigated, arrested = np.asarray(investigated, dtype=float), np.asarray(arrested, dtype=float)
     if np.any(reports <= 0):
         raise ValueError("reports must be positive")
-    if np.any(np.asarray(arrests) > np.asarray(investigations)):
-        raise ValueError("arrests cannot exceed investigations")
-    reach = np.asarray(lag_factor, dtype=float) * np.asarray(cybertip_share, dtype=float) \
-        * np.asarray(reports_per_investigation, dtype=float)
-    investigated = np.minimum(reports, np.asarray(investigations, dtype=float) * reach)
-    arrested = np.minimum(investigated, np.asarray(arrests, dtype=float) * reach)
+    if np.any(investigated < 0) or np.any(arrested < 0):
+        raise ValueError("counts cannot be negative")
+    if not np.all(possible(reports, investigated, arrested)):
+        raise ValueError("impossible setting: more reports investigated than exist, or arrests on reports never investigated")
     return {"never_investigated": 1 - investigated / reports,
             "investigated_no_arrest": (investigated - arrested) / reports,
             "arrest": arrested / reports}
+
+
+def threshold(reports, investigations_reach, arrested):
+    """Reports per report-begun investigation above which "never investigated" stops being the
+    most common outcome, the other terms held fixed.
+
+    `investigations_reach` is investigations x share x offset (reports investigated per report
+    absorbed by one case). With m reports per case, never investigated (R - m c) beats
+    investigated without arrest (m c - arrested) while m < (R + arrested) / (2 c), and beats
+    arrest while m < (R - arrested) / c; the smaller bound is the threshold.
+    """
+    reports, c, arrested = (np.asarray(x, dtype=float) for x in (reports, investigations_reach, arrested))
+    return np.minimum((reports + arrested) / (2 * c), (reports - arrested) / c)
 
 
 def _rounding_unit(value: float) -> int:
@@ -87,7 +119,8 @@ class Inputs:
     investigations_more_than: bool
     arrests: float
     arrests_more_than: bool
-    growth: float
+    growth: float           # of ICAC investigations, a year
+    arrest_growth: float    # of ICAC arrests, a year
     grades: tuple[str, ...]
 
 
@@ -98,33 +131,43 @@ def years() -> list[int]:
     return sorted(recipients & cases)
 
 
-def investigation_growth() -> float:
-    """Mean annual growth of ICAC investigations across the fiscal years published."""
-    rows = load("downstream").query("agency == 'icac' and measure == 'investigations' "
-                                    "and period == 'fiscal_year' and period_start == period_end")
+def growth(measure: str) -> float:
+    """Mean annual growth of an ICAC fiscal-year series between its first and last year."""
+    rows = load("downstream")
+    rows = rows[(rows["agency"] == "icac") & (rows["measure"] == measure) & (rows["period"] == "fiscal_year")
+                & (rows["period_start"] == rows["period_end"])]
     series = rows.set_index("period_end")["value"]
     first, last = series.index.min(), series.index.max()
-    return (series[last] / series[first]) ** (1 / (last - first)) - 1
+    return float((series[last] / series[first]) ** (1 / (last - first)) - 1)
+
+
+def investigation_growth() -> float:
+    return growth("investigations")
 
 
 def inputs(year: int) -> Inputs:
-    recipients = load("recipients").query("year == @year")
+    recipients = load("recipients")
+    recipients = recipients[recipients["year"] == year]
     state_local = recipients[recipients["recipient"].isin(["icac", "local"])]
     us_agencies = recipients[recipients["recipient"].isin(["icac", "local", "federal"])]
-    location = load("user_location").query("year == @year and series == 'transparency_report' and location == 'us'")
-    rows = load("downstream").query("agency == 'icac' and period_start == @year and period_end == @year")
+    location = load("user_location")
+    location = location[(location["year"] == year) & (location["series"] == "transparency_report")
+                        & (location["location"] == "us")]
+    rows = load("downstream")
+    rows = rows[(rows["agency"] == "icac") & (rows["period_start"] == year) & (rows["period_end"] == year)]
     rows = rows.set_index("measure")
     return Inputs(
         year=year,
-        reports={"actionable_state_local": int(state_local.query("label == 'actionable'")["reports"].sum()),
+        reports={"actionable_state_local": int(state_local[state_local["label"] == "actionable"]["reports"].sum()),
                  "all_state_local": int(state_local["reports"].sum()),
                  "us_located": int(location["reports"].sum()),
-                 "actionable_us_agencies": int(us_agencies.query("label == 'actionable'")["reports"].sum())},
+                 "actionable_us_agencies": int(us_agencies[us_agencies["label"] == "actionable"]["reports"].sum())},
         investigations=float(rows.loc["investigations", "value"]),
         investigations_more_than=rows.loc["investigations", "qualifier"] == "more_than",
         arrests=float(rows.loc["arrests", "value"]),
         arrests_more_than=rows.loc["arrests", "qualifier"] == "more_than",
-        growth=investigation_growth(),
+        growth=growth("investigations"),
+        arrest_growth=growth("arrests"),
         grades=tuple(sorted(set(rows["grade"]) | set(us_agencies["grade"]))),
     )
 
@@ -133,72 +176,128 @@ def assumptions() -> pd.DataFrame:
     return load("assumptions").set_index("parameter")
 
 
-def draw(year: int, definition: str = MAIN, draws: int = DRAWS, seed: int = SEED,
-         ranges: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Monte Carlo: one row per draw with the parameters and the three outcome shares.
+def prior(row: pd.Series, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Draws from one parameter's prior: uniform on [low, high], or a beta(a, b) stretched to it."""
+    if row["distribution"] == "uniform":
+        return rng.uniform(row["low"], row["high"], size)
+    return row["low"] + (row["high"] - row["low"]) * rng.beta(row["a"], row["b"], size)
 
-    Parameters are independent and uniform over their ranges; a "more than" count is uniform
-    over its rounding unit (more than 12,600 -> 12,600 to 12,700).
+
+def prior_quantiles(row: pd.Series, qs=(0.05, 0.5, 0.95)) -> list[float]:
+    """Quantiles of one prior (exact: scipy's beta, or the uniform's straight line)."""
+    from scipy.stats import beta
+
+    if row["distribution"] == "uniform":
+        return [row["low"] + q * (row["high"] - row["low"]) for q in qs]
+    return [row["low"] + (row["high"] - row["low"]) * beta.ppf(q, row["a"], row["b"]) for q in qs]
+
+
+def draw(year: int, definition: str = MAIN, draws: int = DRAWS, seed: int = SEED,
+         priors: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Monte Carlo: one row per proposed draw, with its parameters, whether it is possible
+    (`accepted`) and, for accepted draws, the outcome shares. Use `accepted_draws()` for the
+    posterior sample; the share of accepted rows is the acceptance rate.
+
+    A "more than" count is uniform over its rounding unit (more than 12,600 -> 12,600 to 12,700).
     """
-    ranges = assumptions() if ranges is None else ranges
+    priors = assumptions() if priors is None else priors
     rng = np.random.default_rng(seed)
     given = inputs(year)
-    frame = pd.DataFrame({name: rng.uniform(ranges.loc[name, "low"], ranges.loc[name, "high"], draws)
-                          for name in PARAMETERS + ("conviction_share",)})
+    frame = pd.DataFrame({name: prior(priors.loc[name], rng, draws) for name in PARAMETERS})
     bump = rng.uniform(0, 1, (2, draws))
-    investigations = given.investigations + given.investigations_more_than * bump[0] * _rounding_unit(given.investigations)
-    arrests = given.arrests + given.arrests_more_than * bump[1] * _rounding_unit(given.arrests)
-    lag = (1 + given.growth) ** frame["fiscal_lag_years"].to_numpy()
-    shares = outcome_shares(given.reports[definition], investigations, arrests,
-                            frame["cybertip_share"].to_numpy(), frame["reports_per_investigation"].to_numpy(), lag)
+    frame["investigations"] = given.investigations + given.investigations_more_than * bump[0] * _rounding_unit(given.investigations)
+    frame["arrests"] = given.arrests + given.arrests_more_than * bump[1] * _rounding_unit(given.arrests)
+    reports = given.reports[definition]
+    investigations_reach = reach(frame["investigations"], frame["share_investigations"], 1.0, given.growth,
+                                 frame["lag_investigations"])
+    investigated = investigations_reach * frame["reports_per_investigation"]
+    arrested = reach(frame["arrests"], frame["share_arrests"], frame["reports_per_arrest"], given.arrest_growth,
+                     frame["lag_arrests"])
+    frame["accepted"] = possible(reports, investigated, arrested)
+    frame["threshold"] = threshold(reports, investigations_reach, arrested)
+    frame["cybertip_share"] = frame["share_arrests"]  # the name the arrests appendix reads
     for outcome in OUTCOMES:
-        frame[outcome] = shares[outcome]
+        frame[outcome] = np.nan
+    ok = frame["accepted"].to_numpy()
+    shares = outcome_shares(reports, investigated[ok], arrested[ok])
+    for outcome in OUTCOMES:
+        frame.loc[ok, outcome] = shares[outcome]
     frame["conviction"] = frame["arrest"] * frame["conviction_share"]
-    frame["mode"] = frame[list(OUTCOMES)].idxmax(axis=1)
+    frame["mode"] = None
+    frame.loc[ok, "mode"] = frame.loc[ok, list(OUTCOMES)].astype(float).idxmax(axis=1)
     return frame
 
 
+def accepted_draws(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["accepted"]]
+
+
+def acceptance(frame: pd.DataFrame) -> float:
+    return float(frame["accepted"].mean())
+
+
 def summary(frame: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """Median and central interval of each outcome share, and how often it is the most common."""
+    """Median and central interval of each outcome share over the accepted draws, and how often
+    each outcome is the most common."""
+    frame = accepted_draws(frame) if "accepted" in frame else frame
     tail = (1 - level) / 2
     rows = []
     for outcome in OUTCOMES + ("conviction",):
-        values = frame[outcome]
+        values = frame[outcome].astype(float)
         rows.append({"outcome": outcome, "median": values.median(), "low": values.quantile(tail),
                      "high": values.quantile(1 - tail),
                      "mode_share": (frame["mode"] == outcome).mean() if outcome in OUTCOMES else np.nan})
     return pd.DataFrame(rows).set_index("outcome")
 
 
-def central_setting(ranges: pd.DataFrame | None = None) -> dict[str, float]:
-    ranges = assumptions() if ranges is None else ranges
-    return {name: (ranges.loc[name, "low"] + ranges.loc[name, "high"]) / 2 for name in PARAMETERS}
+def no_arrest(frame: pd.DataFrame, level: float = LEVEL) -> dict:
+    """The robust figure: the share of reports with no arrest (never investigated or investigated
+    without arrest), median and central interval over the accepted draws."""
+    values = 1 - accepted_draws(frame)["arrest"].astype(float)
+    tail = (1 - level) / 2
+    return {"median": float(values.median()), "low": float(values.quantile(tail)),
+            "high": float(values.quantile(1 - tail)), "level": level}
 
 
-def _shares(given: Inputs, definition: str, values: dict[str, float]) -> dict[str, float]:
-    shares = outcome_shares(given.reports[definition], given.investigations, given.arrests,
-                            values["cybertip_share"], values["reports_per_investigation"],
-                            (1 + given.growth) ** values["fiscal_lag_years"])
-    return {k: float(v) for k, v in shares.items()}
+def threshold_summary(frame: pd.DataFrame, level: float = LEVEL) -> dict:
+    """The threshold X over the accepted draws (median and interval), and how often the drawn
+    reports per investigation lies below it (the probability that never investigated comes first)."""
+    accepted = accepted_draws(frame)
+    tail = (1 - level) / 2
+    below = accepted["reports_per_investigation"] < accepted["threshold"]
+    return {"median": float(accepted["threshold"].median()), "low": float(accepted["threshold"].quantile(tail)),
+            "high": float(accepted["threshold"].quantile(1 - tail)), "level": level,
+            "probability_below": float(below.mean())}
+
+
+def central_setting(priors: pd.DataFrame | None = None) -> dict[str, float]:
+    """Every parameter at the median of its prior."""
+    priors = assumptions() if priors is None else priors
+    return {name: float(prior_quantiles(priors.loc[name], (0.5,))[0]) for name in PARAMETERS}
 
 
 def at(year: int, definition: str = MAIN, **setting) -> dict[str, float]:
-    """Outcome shares for one explicit setting (missing parameters at the middle of their range)."""
-    return _shares(inputs(year), definition, central_setting() | setting)
+    """Outcome shares for one explicit setting (missing parameters at their prior medians);
+    NaN everywhere if the setting is impossible."""
+    given, values = inputs(year), central_setting() | setting
+    reports = given.reports[definition]
+    investigated = reach(given.investigations, values["share_investigations"], values["reports_per_investigation"],
+                         given.growth, values["lag_investigations"])
+    arrested = reach(given.arrests, values["share_arrests"], values["reports_per_arrest"], given.arrest_growth,
+                     values["lag_arrests"])
+    if not possible(reports, investigated, arrested):
+        return {outcome: float("nan") for outcome in OUTCOMES}
+    return {k: float(v) for k, v in outcome_shares(reports, investigated, arrested).items()}
 
 
-def sensitivity(year: int, outcome: str = "never_investigated", definition: str = MAIN) -> pd.DataFrame:
-    """One-at-a-time swings: each parameter to the ends of its range, the others at the middle."""
-    ranges = assumptions()
-    given, middle = inputs(year), central_setting(ranges)
-    base = _shares(given, definition, middle)[outcome]
-    rows = []
-    for name in PARAMETERS:
-        low = _shares(given, definition, middle | {name: ranges.loc[name, "low"]})[outcome]
-        high = _shares(given, definition, middle | {name: ranges.loc[name, "high"]})[outcome]
-        rows.append({"parameter": name, "label": PARAMETER_LABELS[name], "meaning": ranges.loc[name, "meaning"], "at_low": low,
-                     "at_high": high, "swing": abs(high - low), "base": base})
-    return pd.DataFrame(rows).sort_values("swing", ascending=False).reset_index(drop=True)
+def threshold_at(year: int, definition: str = MAIN, **setting) -> float:
+    """The threshold X for one explicit setting (missing parameters at their prior medians)."""
+    given, values = inputs(year), central_setting() | setting
+    investigations_reach = reach(given.investigations, values["share_investigations"], 1.0, given.growth,
+                                 values["lag_investigations"])
+    arrested = reach(given.arrests, values["share_arrests"], values["reports_per_arrest"], given.arrest_growth,
+                     values["lag_arrests"])
+    return float(threshold(given.reports[definition], investigations_reach, arrested))
 
 
 def verdict(mode_share: pd.Series) -> str:
@@ -206,7 +305,9 @@ def verdict(mode_share: pd.Series) -> str:
     top = mode_share.idxmax()
     label = OUTCOME_LABELS[top].lower()
     if mode_share[top] == 1.0:
-        return f"{label} in all plausible settings"
+        return f"{label} in every accepted draw"
+    if mode_share[top] >= 0.9:
+        return f"{label}, in {mode_share[top]:.0%} of accepted draws"
     if mode_share[top] >= 0.5:
-        return f"{label} in most settings, but it depends on the assumptions"
-    return "depends on the assumptions: no outcome is the most common in most settings"
+        return f"{label} in most draws ({mode_share[top]:.0%}), but it depends on the assumptions"
+    return "depends on the assumptions: no outcome is the most common in most draws"

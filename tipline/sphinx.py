@@ -236,6 +236,9 @@ def _finished(app, exception) -> None:
     target.mkdir(exist_ok=True)
     for path in sorted(data.glob("*.csv")) + [data / "datapackage.json"]:
         shutil.copy2(path, target / path.name)
+    from .answer import write as write_answer
+
+    write_answer(target / "answer.json")  # the book's headline figures, machine-readable (tipline/answer.py)
     benchmark = Path(app.srcdir) / "scripts" / "benchmark.json"
     if benchmark.exists():  # the measurements behind the reproducibility appendix's chart
         shutil.copy2(benchmark, target / benchmark.name)
