@@ -215,7 +215,6 @@ def draw(year: int, definition: str = MAIN, draws: int = DRAWS, seed: int = SEED
                      frame["lag_arrests"])
     frame["accepted"] = possible(reports, investigated, arrested)
     frame["threshold"] = threshold(reports, investigations_reach, arrested)
-    frame["cybertip_share"] = frame["share_arrests"]  # the name the arrests appendix reads
     for outcome in OUTCOMES:
         frame[outcome] = np.nan
     ok = frame["accepted"].to_numpy()
