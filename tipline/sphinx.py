@@ -38,7 +38,14 @@ HELPER = """
         console.error(error);
       };
       try {
-        vegaEmbed(el, JSON.parse(block.textContent), {actions: false, renderer: "svg", ast: true}).catch(fail);
+        var spec = JSON.parse(block.textContent);
+        // export only: vega-embed's "view source" and "open in editor" actions lead to another host
+        vegaEmbed(el, spec, {actions: {export: true, source: false, compiled: false, editor: false},
+                             downloadFileName: el.getAttribute("data-figure") || "chart", renderer: "svg", ast: true})
+          .then(function (result) {
+            el.tiplineView = result.view;
+            if (window.tiplineFrameExport) { window.tiplineFrameExport(el, spec, result.view); }
+          }).catch(fail);
       } catch (error) { fail(error); }
     });
   }

@@ -1,0 +1,211 @@
+"""Sphinx extension for readers who take figures away: numbered figures with permanent
+links, each chart's data as a table, a citation and a last-updated date on every page.
+
+* Figures. In each page, every chart (the placeholder written by tipline.charts) gets a number
+  -- "Figure 3.2" in numbered chapters, "Figure A.1" in appendices (the letter of the page's
+  "Appendix A: ..." title), "Figure 1" on other pages -- an anchor (id="figure-3-2") and a
+  copy-link button. The number goes in front of the chapter's own caption, the paragraph that
+  starts with an emphasised "Figure:" after the chart; a chart without one gets a caption made of
+  its description. Below the caption, a <details> element holds the rows the chart was given,
+  as an escaped HTML table (readable without JavaScript and when printing).
+* The chart's caption and source line are written on its placeholder as data attributes, so
+  the site script can put them into the PNG and SVG images that vega-embed's export exports
+  (see _static/tipline-readers.js).
+* Every page ends with "Cite this page" (generated from CITATION.cff) and "Last updated", the
+  date of the last commit that touched the page's source file (`git log -1 --format=%cs`);
+  without repository history (a copy of the sources) the file's modification date is shown
+  and labelled as such.
+"""
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+from docutils import nodes
+
+CHART = re.compile(r'<div class="tipline-chart" id="([^"]+)"')
+SPEC = re.compile(r'<script type="application/json" class="tipline-spec" data-chart="[^"]+">(.*?)</script>', re.S)
+TAG = re.compile(r"<[^>]+>")
+APPENDIX = re.compile(r"Appendix ([A-Z])\b")
+
+
+def _prefix(env, docname: str) -> str | None:
+    """'3' for chapter 3, 'A' for appendix A, None for a page without a number."""
+    number = env.toc_secnumbers.get(docname, {}).get("")
+    if number:
+        return ".".join(map(str, number))
+    title = env.titles.get(docname)
+    match = APPENDIX.match(title.astext()) if title is not None else None
+    return match.group(1) if match else None
+
+
+def _caption(paragraph: nodes.Node) -> bool:
+    """A chapter's figure caption: a paragraph opening with an emphasised 'Figure:'."""
+    return (isinstance(paragraph, nodes.paragraph) and len(paragraph) > 0
+            and isinstance(paragraph[0], nodes.emphasis) and paragraph[0].astext().startswith("Figure:"))
+
+
+def _cell(value) -> str:
+    """A data value as the browser's String() would show it (so tests can compare)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def data_tables(spec: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The rows a chart spec is given: (dataset name, columns, rows as text), one per dataset."""
+    tables = []
+    inline = {"inline data": spec["data"]["values"]} if isinstance(spec.get("data", {}).get("values"), list) else {}
+    for name, rows in {**spec.get("datasets", {}), **inline}.items():
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        tables.append((name, columns, [[_cell(row.get(column)) for column in columns] for row in rows]))
+    return tables
+
+
+def _table_html(label: str, chart_id: str, spec: dict) -> str:
+    tables = data_tables(spec)
+    count = sum(len(rows) for _, _, rows in tables)
+    parts = [f'<details class="tipline-chart-data" data-chart="{html.escape(chart_id, quote=True)}">',
+             f"<summary>The data in {html.escape(label)} ({count:,} rows)</summary>"]
+    for index, (name, columns, rows) in enumerate(tables, 1):
+        caption = f"{label}, data" + (f" {index} of {len(tables)}" if len(tables) > 1 else "")
+        parts.append(f'<div class="tipline-table-scroll" tabindex="0"><table class="tipline-data-table" '
+                     f'data-dataset="{html.escape(name, quote=True)}"><caption>{html.escape(caption)}</caption><thead><tr>'
+                     + "".join(f'<th scope="col">{html.escape(column)}</th>' for column in columns)
+                     + "</tr></thead><tbody>"
+                     + "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+                     + "</tbody></table></div>")
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def _button(anchor: str, label: str) -> nodes.raw:
+    return nodes.raw("", f' <button type="button" class="tipline-copy-link" data-anchor="{anchor}" '
+                         f'aria-label="Copy a link to {label}">Copy link</button>', format="html")
+
+
+def _section_child(node: nodes.Node) -> nodes.Node:
+    """The ancestor of `node` that sits directly in a section (where a paragraph can follow it)."""
+    while node.parent is not None and not isinstance(node.parent, (nodes.section, nodes.document)):
+        node = node.parent
+    return node
+
+
+def _figures(app, doctree, docname) -> None:
+    figures = []  # [chart raw node, source raw node or None, caption paragraph or None]
+    for node in doctree.findall(lambda n: isinstance(n, (nodes.raw, nodes.paragraph))):
+        text = node.astext() if isinstance(node, nodes.raw) else ""
+        if CHART.search(text):
+            figures.append([node, None, None])
+        elif figures and 'class="tipline-source"' in text and figures[-1][1] is None:
+            figures[-1][1] = node
+        elif figures and _caption(node) and figures[-1][2] is None:
+            figures[-1][2] = node
+    prefix = _prefix(app.env, docname)
+    for index, (chart, source, caption) in enumerate(figures, 1):
+        label = f"Figure {prefix}.{index}" if prefix else f"Figure {index}"
+        anchor = "figure-" + label.split(" ", 1)[1].replace(".", "-").lower()
+        text = chart.astext()
+        chart_id = CHART.search(text).group(1)
+        spec = json.loads(SPEC.search(text).group(1))
+        number = nodes.strong("", "", nodes.reference("", label, refuri=f"#{anchor}", classes=["tipline-figure-number"]))
+        if caption is not None:
+            emphasis = caption[0]
+            first = next(emphasis.findall(nodes.Text))
+            first.parent.replace(first, nodes.Text(first.astext().removeprefix("Figure:").lstrip()))
+            caption.insert(0, number)
+            caption.insert(1, nodes.Text(": "))
+            caption.insert(3, _button(anchor, label))
+            words = emphasis.astext()
+        else:
+            words = spec.get("description", "")
+            words = "" if words in ("", "Chart") else words
+            caption = nodes.paragraph("", "", number, nodes.Text(f": {words}" if words else ""), _button(anchor, label))
+            holder = _section_child(source if source is not None else chart)
+            holder.parent.insert(holder.parent.index(holder) + 1, caption)
+        caption["classes"].append("tipline-figure-caption")
+        source_text = html.unescape(TAG.sub("", source.astext())) if source is not None else ""
+        source_text = re.sub(r"\s*Data: \S+\.csv\.\s*$", "", " ".join(source_text.split()))
+        attributes = (f'<div class="tipline-figure-anchor" id="{anchor}"></div>\n'
+                      f'<div class="tipline-chart" id="{chart_id}" data-figure="{anchor}" '
+                      f'data-caption="{html.escape(f"{label}: {words}" if words else label, quote=True)}" '
+                      f'data-source="{html.escape(source_text, quote=True)}"')
+        chart.replace_self(nodes.raw("", CHART.sub(lambda _: attributes, text, count=1), format="html"))
+        table = nodes.raw("", _table_html(label, chart_id, spec), format="html")
+        holder = _section_child(caption)
+        holder.parent.insert(holder.parent.index(holder) + 1, table)
+
+
+# --- citation and last-updated date ---------------------------------------------------------
+
+def citation_record(srcdir: Path) -> dict:
+    return yaml.safe_load((Path(srcdir) / "CITATION.cff").read_text(encoding="utf-8"))
+
+
+def _authors(record: dict) -> str:
+    names = [author.get("name") or " ".join(filter(None, [author.get("given-names"), author.get("family-names")]))
+             for author in record.get("authors", [])]
+    return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
+
+
+def last_updated(path: Path) -> tuple[str, str]:
+    """(ISO date, how it was found): the last commit touching `path`, else the file's date."""
+    try:
+        result = subprocess.run(["git", "log", "-1", "--format=%cs", "--", path.name], cwd=path.parent,
+                                capture_output=True, text=True, timeout=30)
+        date = result.stdout.strip()
+        if result.returncode == 0 and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", date):
+            return date, "git"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return datetime.date.fromtimestamp(path.stat().st_mtime).isoformat(), "file"
+
+
+def page_citation(record: dict, title: str, date: str, url: str) -> str:
+    """The citation of one page as plain text (the HTML version escapes each part)."""
+    return (f"{_authors(record)} ({date}). \u201c{title}.\u201d In {record['title']}, version {record['version']}. {url}")
+
+
+def _page_meta(app, pagename, templatename, context, doctree) -> None:
+    if doctree is None or pagename not in app.env.all_docs:
+        return
+    record = citation_record(app.srcdir)
+    date, how = last_updated(Path(app.env.doc2path(pagename)))
+    title = app.env.titles[pagename].astext()
+    base = str(record.get("url", "")).rstrip("/")
+    relative = f"{pagename}.html"
+    url = f"{base}/{relative}" if base else relative
+    note = ("the date of the last change to this page&#x27;s source in the repository" if how == "git" else
+            "the date of this page&#x27;s source file: this copy was built without repository history")
+    how_to_cite = context["pathto"]("chapters/appendix_reproducibility").rstrip("#") + "#how-to-cite"
+    changes = context["pathto"]("chapters/changes") if "chapters/changes" in app.env.all_docs else ""
+    cite = html.escape(page_citation(record, title, date, "\x00")).replace(
+        "\x00", f'<span class="tipline-cite-url"{"" if base else " data-relative"}>{html.escape(url)}</span>')
+    context["body"] += (
+        '\n<section class="tipline-page-meta" aria-labelledby="cite-this-page">'
+        f'<p class="tipline-updated">Last updated <time datetime="{date}" data-from="{how}">{date}</time> '
+        f'<span class="tipline-quiet">({note})</span>'
+        + (f' \u00b7 <a href="{changes}">What changed</a>' if changes else "") + '</p>'
+        '<h2 id="cite-this-page">Cite this page</h2>'
+        f'<p class="tipline-citation">{cite}</p>'
+        f'<p class="tipline-quiet">To cite the whole book, see <a href="{how_to_cite}">How to cite</a>; '
+        'to reuse a figure, cite its original sources too (the source line under each figure).</p>'
+        "</section>\n")
+
+
+def setup(app):
+    app.connect("doctree-resolved", _figures)
+    app.connect("html-page-context", _page_meta)
+    app.add_css_file("tipline-readers.css")
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
