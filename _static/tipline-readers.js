@@ -67,11 +67,11 @@
 
   // Called by the chart script once vega-embed has drawn a chart: its export actions call
   // view.toImageURL, which now renders the framed copy (with the reader's slider settings).
+  // vega-embed fills a link's address only after the button is pressed (asynchronously), so a quick
+  // click could save the page instead of the image: each click waits for its own image.
   window.tiplineFrameExport = function (el, spec, view) {
     var copy = null;
     var prepare = function () { copy = copy || framed(el, spec); return copy; };
-    var menu = el.querySelector("details");
-    if (menu) { menu.addEventListener("toggle", function () { if (menu.open) { prepare(); } }); }
     view.toImageURL = function (type, scale) {
       return prepare().then(function (other) {
         (spec.params || []).forEach(function (param) {
@@ -80,5 +80,19 @@
         return other.runAsync();
       }).then(function (other) { return other.toImageURL(type, scale); });
     };
+    var menu = el.querySelector("details");
+    if (menu) { menu.addEventListener("toggle", function () { if (menu.open) { prepare(); } }); }
+    el.querySelectorAll(".vega-actions a[download]").forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        if (link.tiplineReady) { link.tiplineReady = false; return; }
+        event.preventDefault();
+        var type = /\.png$/.test(link.download) ? "png" : "svg";
+        view.toImageURL(type, type === "png" ? 2 : 1).then(function (url) {
+          link.href = url;
+          link.tiplineReady = true;
+          link.click();
+        });
+      });
+    });
   };
 })();

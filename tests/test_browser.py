@@ -273,3 +273,30 @@ def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(built_site, 
             page.close()
     finally:
         httpd.shutdown()
+
+
+def test_every_chart_offers_svg_and_png_downloads_and_nothing_else(built_site, server, browser, tmp_path):
+    for name in ["summary", "01_referral", "best_inference", "appendix_claims"]:
+        page, errors, outside = _open(browser, f"{server}/chapters/{name}.html")
+        charts = _wait_for_charts(page)
+        menus = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(c =>
+            [...c.querySelectorAll('.vega-actions a')].map(a => a.textContent.trim()))""")
+        assert len(menus) == charts and all(sorted(m) == ["Save as PNG", "Save as SVG"] for m in menus), (name, menus)
+        assert page.locator(".tipline-chart summary:not([aria-label])").count() == 0, name
+        page.close()
+        assert not errors and not outside, (name, errors, outside)
+    page = browser.new_page(accept_downloads=True)
+    page.goto(f"{server}/chapters/01_referral.html")
+    _wait_for_charts(page)
+    for kind in ("SVG", "PNG"):
+        page.locator(".tipline-chart summary").first.click()
+        with page.expect_download() as download:
+            page.locator(".tipline-chart .vega-actions a", has_text=f"Save as {kind}").first.click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        assert saved.suffix == f".{kind.lower()}" and saved.stat().st_size > 1000, saved
+        head = saved.read_bytes()[:200]
+        assert head.startswith(b"\x89PNG") if kind == "PNG" else b"<svg" in head, head
+        page.reload()
+        _wait_for_charts(page)
+    page.close()

@@ -25,9 +25,12 @@ from urllib.parse import quote
 BUNDLE = "tipline-charts.js"
 # _static/tipline-site.js: jupyter-book adds every .js file of _static/ to every page itself
 # Vega compiles expressions with `new Function` unless vega-embed's `ast: true` selects its
-# bundled interpreter: with it no 'unsafe-eval' is needed.
+# bundled interpreter: with it no 'unsafe-eval' is needed. Readers can save each chart as SVG or
+# PNG (vega-embed's export actions, drawn from the page: no request leaves the site).
 HELPER = """
 (function () {
+  // export only: vega-embed's "view source" and "open in editor" links lead to another host
+  var ACTIONS = {export: true, source: false, compiled: false, editor: false};
   function draw() {
     document.querySelectorAll("script.tipline-spec").forEach(function (block) {
       var el = document.getElementById(block.getAttribute("data-chart"));
@@ -39,13 +42,16 @@ HELPER = """
       };
       try {
         var spec = JSON.parse(block.textContent);
-        // export only: vega-embed's "view source" and "open in editor" actions lead to another host
-        vegaEmbed(el, spec, {actions: {export: true, source: false, compiled: false, editor: false},
-                             downloadFileName: el.getAttribute("data-figure") || "chart", renderer: "svg", ast: true})
-          .then(function (result) {
-            el.tiplineView = result.view;
-            if (window.tiplineFrameExport) { window.tiplineFrameExport(el, spec, result.view); }
-          }).catch(fail);
+        var name = el.getAttribute("data-figure") ||
+          (typeof spec.title === "string" ? spec.title : el.id).replace(/[^A-Za-z0-9]+/g, "-").toLowerCase();
+        vegaEmbed(el, spec, {actions: ACTIONS, renderer: "svg", ast: true, downloadFileName: name}).then(function (result) {
+          // the menu's toggle is an icon only: give it a name screen readers can say
+          var toggle = el.querySelector(".vega-actions-wrapper summary, details summary");
+          if (toggle) { toggle.setAttribute("aria-label", "Save this chart as an image (SVG or PNG)"); }
+          // the exported images carry the figure's caption and source line (_static/tipline-readers.js)
+          el.tiplineView = result.view;
+          if (window.tiplineFrameExport) { window.tiplineFrameExport(el, spec, result.view); }
+        }).catch(fail);
       } catch (error) { fail(error); }
     });
   }
@@ -197,8 +203,8 @@ def _rewrite_pages(outdir: Path) -> None:
     * a Content-Security-Policy on every page (`_lock`).
     """
     for page in outdir.rglob("*.html"):
-        if "_static" in page.relative_to(outdir).parts:
-            continue  # the theme's template fragments (webpack-macros.html), not pages
+        if "_static" in page.relative_to(outdir).parts or page == outdir / "404.html":
+            continue  # the theme's template fragments (webpack-macros.html); our own 404 page, written below
         text = page.read_text(encoding="utf-8")
         fixed = _lock(page, ICON_SCRIPT.sub("", text.replace('role="doc-biblioentry"', 'role="listitem"')))
         if fixed != text:
