@@ -215,3 +215,46 @@ def test_copy_link_puts_the_figure_address_on_the_clipboard(server, browser):  #
     page.goto(f"{server}/chapters/03_urgency.html#figure-3-2")
     assert page.evaluate("document.getElementById('figure-3-2').getBoundingClientRect().top") < 200
     context.close()
+
+
+# --- changes ---------------------------------------------------------------------------------------
+
+def _versions(text: str) -> list[tuple[str, str]]:
+    """[(version, date or 'unreleased')] from CHANGELOG.md's '## X.Y.Z (...)' headings, newest first."""
+    return re.findall(r"^## ([0-9]+\.[0-9]+\.[0-9]+) \(([0-9]{4}-[0-9]{2}-[0-9]{2}|unreleased)\)$", text, re.M)
+
+
+def test_the_changelog_is_dated_and_agrees_with_the_citation():
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    versions = _versions(text)
+    assert len(versions) == text.count("\n## "), "a version heading without a date (or '(unreleased)')"
+    released = [(version, date) for version, date in versions if date != "unreleased"]
+    assert released and all(date == "unreleased" for _, date in versions[:len(versions) - len(released)]), \
+        "an unreleased version below a released one"
+    record = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert released[0] == (record["version"], str(record["date-released"])), \
+        "CITATION.cff does not cite the newest released version in CHANGELOG.md"
+    dates = [date for _, date in released]
+    assert dates == sorted(dates, reverse=True), "versions are not newest first"
+
+
+def test_the_first_entry_states_the_errata_being_corrected():
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    first = text.split("\n## ")[1].split("\n## ")[0]
+    errata = first.split("### Errata")[1].split("\n### ")[0]
+    items = re.findall(r"^[0-9]+\. \*\*(.+?)\*\*(.*?)(?=^[0-9]+\. \*\*|\Z)", errata, re.M | re.S)
+    assert len(items) >= 7
+    assert all("Corrected in 0.2.0" in " ".join(body.split()) for _, body in items), "an erratum does not say where it is corrected"
+    said = " ".join(" ".join(" ".join(item) for item in items).split()).lower()
+    for subject in ("ceiling", "at least 92%", "85.9%", "priors", "clipped", "fiscal-year offset", "wrong sign",
+                    "script", "escaped", "claims.csv", "query", "never evaluated"):
+        assert subject in said, f"the errata do not mention {subject!r}"
+
+
+def test_the_changes_page_is_published_from_the_changelog(built_site):
+    html = _page(built_site, "changes")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    for version, date in _versions((ROOT / "CHANGELOG.md").read_text(encoding="utf-8")):
+        assert f"{version} ({date})" in text, f"the changes page lacks version {version}"
+    assert "Errata: corrected in 0.2.0" in text
+    assert 'href="changes.html">What changed</a>' in _page(built_site, "02_reporters")
