@@ -258,3 +258,32 @@ def test_the_changes_page_is_published_from_the_changelog(built_site):
         assert f"{version} ({date})" in text, f"the changes page lacks version {version}"
     assert "Errata: corrected in 0.2.0" in text
     assert 'href="changes.html">What changed</a>' in _page(built_site, "02_reporters")
+
+
+# --- maintained parts instead of hand-written ones -------------------------------------------------
+
+def test_the_404_page_comes_from_sphinx_notfound_page_with_absolute_links(built_site):
+    html = (built_site / "404.html").read_text(encoding="utf-8")
+    assert 'id="home" href="/index.html"' in html
+    assert 'http-equiv="Content-Security-Policy"' in html
+    links = re.findall(r'(?:href|src)="([^"#][^"]*)"', html)
+    relative = [link for link in links if not link.startswith(("/", "http:", "https:", "data:", "mailto:"))]
+    assert not relative, f"the 404 page has relative links, broken at any other address: {relative[:5]}"
+
+
+def test_the_url_prefix_of_a_project_site():
+    from tipline.reader import url_prefix
+
+    assert url_prefix({}) == "/"
+    assert url_prefix({"TIPLINE_URL_PREFIX": "/tipline-book/"}) == "/tipline-book/"
+    assert url_prefix({"TIPLINE_URL_PREFIX": "tipline-book"}) == "/tipline-book/"
+    with pytest.raises(ValueError):
+        url_prefix({"TIPLINE_URL_PREFIX": '/"><script>/'})
+
+
+def test_datasets_are_published_by_html_extra_path(built_site):
+    assert (ROOT / "_extra" / "data").resolve() == (ROOT / "data").resolve()
+    published = sorted(p.name for p in (built_site / "data").iterdir())
+    expected = sorted(p.name for p in (ROOT / "data").iterdir() if p.suffix in (".csv", ".json"))
+    assert set(expected) <= set(published), set(expected) - set(published)
+    assert (built_site / "data" / "recipients.csv").read_bytes() == (ROOT / "data" / "recipients.csv").read_bytes()

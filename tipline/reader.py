@@ -204,7 +204,35 @@ def _page_meta(app, pagename, templatename, context, doctree) -> None:
         "</section>\n")
 
 
+# --- the 404 page (sphinx-notfound-page) -------------------------------------------------------
+
+def url_prefix(environ=None) -> str:
+    """Where the site lives on its host: "/" unless TIPLINE_URL_PREFIX says otherwise. A GitHub
+    project site lives under /<repository>/, so the Pages workflow's build step sets
+    TIPLINE_URL_PREFIX=/<repository>/ (a test build, served from its root, does not)."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    parts = [part for part in environ.get("TIPLINE_URL_PREFIX", "").split("/") if part]
+    if not all(re.fullmatch(r"[A-Za-z0-9._-]+", part) for part in parts):
+        raise ValueError(f"TIPLINE_URL_PREFIX is not a plain path: {environ['TIPLINE_URL_PREFIX']!r}")
+    return "/" + "".join(part + "/" for part in parts)
+
+
+def _not_found(app, config) -> None:
+    # the 404 page is served at any address: its links and assets need absolute addresses
+    prefix = url_prefix()
+    config.notfound_urls_prefix = prefix
+    title = html.escape(config.html_title or config.project)
+    config.notfound_context = {
+        "title": "Page not found",
+        "body": (f"<h1>Page not found</h1><p>There is no page at this address in <em>{title}</em>. Chapters may "
+                 "have been renamed since a link to them was made.</p>"
+                 f'<p><a id="home" href="{prefix}index.html">Go to the start of the book</a>.</p>')}
+
+
 def setup(app):
+    app.connect("config-inited", _not_found)
     app.connect("doctree-resolved", _figures)
     app.connect("html-page-context", _page_meta)
     app.add_css_file("tipline-readers.css")
