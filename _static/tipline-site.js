@@ -6,6 +6,10 @@
     print: function () { window.print(); },
     fullscreen: function () { if (window.toggleFullScreen) { window.toggleFullScreen(); } }
   };
+  // a printed page shows each chart's data table
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details.tipline-chart-data").forEach(function (details) { details.open = true; });
+  });
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-tipline-action]");
     if (button && actions[button.getAttribute("data-tipline-action")]) {

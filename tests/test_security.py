@@ -326,10 +326,23 @@ def test_chart_specs_cannot_close_or_comment_out_their_script_element():
     charts.setup()
     spec = {"data": {"values": [{"note": HOSTILE}]}, "mark": "point", "description": HOSTILE}
     output = charts._embed(spec)["text/html"]
-    block = re.search(r'<script type="application/json" class="tipline-spec" data-chart="[^"]+">(.*)</script>$', output, re.S)
+    block = re.search(r'<script type="application/json" class="tipline-spec" data-chart="[^"]+">(.*?)</script>\n', output, re.S)
     assert block and not re.search(r"[<>&]", block.group(1)), output
     assert "<script>" not in output.replace('<script type="application/json"', "")
     assert list(charts.specs(output).values()) == [spec]
+
+
+def test_each_chart_carries_its_rows_as_an_escaped_table():
+    charts.setup()
+    rows = [{"year": 2023, "recipient_name": HOSTILE, "reports": 5}, {"year": 2024, "recipient_name": "ICAC", "reports": 7}]
+    spec = {"datasets": {"d": rows}, "data": {"name": "d"}, "mark": "bar",
+            "encoding": {"x": {"field": "year", "title": "Year"}, "y": {"field": "reports", "title": "Reports"}}}
+    output = charts._embed(spec)["text/html"]
+    table = output[output.index("<details"):]
+    assert "(2 rows)" in table and "<script>" not in table and "&lt;script&gt;" in table
+    assert re.findall(r"<th>(.*?)</th>", table) == ["Year", "Recipient name", "Reports"]
+    cells = re.findall(r"<td>(.*?)</td>", table, re.S)
+    assert cells[0::3] == ["2023", "2024"] and cells[2::3] == ["5", "7"], cells
 
 
 def test_tables_escape_cells_and_headers_whatever_the_format_call():
@@ -381,3 +394,16 @@ def test_refused_data_stop_the_build_before_anything_runs(built_site, tmp_path, 
     site = repo / "_build" / "html"
     if site.exists():  # an atomic build keeps the previous site; it must not carry the hostile value
         assert "javascript:alert" not in "".join(p.read_text(encoding="utf-8") for p in site.rglob("*.html"))
+
+
+def test_every_chart_is_followed_by_a_table_of_exactly_its_rows(built_site):
+    total = 0
+    for page in sorted((built_site / "chapters").glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        for chart_id, spec in charts.specs(text).items():
+            after = text[text.index(f'data-chart="{chart_id}"'):]
+            details = after[after.index("<details"):after.index("</details>")]
+            rows = sum(len(values) for values in spec.get("datasets", {}).values())
+            assert details.count("<tr>") == rows, (page.name, chart_id)  # header rows carry a style attribute
+            total += 1
+    assert total >= 14
