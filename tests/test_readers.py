@@ -287,3 +287,16 @@ def test_datasets_are_published_by_html_extra_path(built_site):
     expected = sorted(p.name for p in (ROOT / "data").iterdir() if p.suffix in (".csv", ".json"))
     assert set(expected) <= set(published), set(expected) - set(published)
     assert (built_site / "data" / "recipients.csv").read_bytes() == (ROOT / "data" / "recipients.csv").read_bytes()
+
+
+def test_citation_cff_follows_the_published_schema():
+    from tipline.reader import CFF_SCHEMA, validate_citation
+
+    record = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    validate_citation(record)
+    assert json.loads(CFF_SCHEMA.read_text())["$id"] == "https://citation-file-format.github.io/1.2.0/schema.json"
+    for key, value in [("authors", [{"nmae": "a typo"}]), ("date-released", "2026-11-31"), ("version", ""),
+                       ("doi", "not a doi"), ("licence", "CC-BY-4.0")]:
+        broken = {**record, key: value}
+        with pytest.raises(ValueError, match="Citation File Format"):
+            validate_citation(broken)

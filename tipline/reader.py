@@ -19,6 +19,7 @@ links, each chart's data as a table, a citation and a last-updated date on every
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import json
 import re
@@ -149,8 +150,31 @@ def _figures(app, doctree, docname) -> None:
 
 # --- citation and last-updated date ---------------------------------------------------------
 
+CFF_SCHEMA = Path(__file__).parent / "schemas" / "citation-file-format-1.2.0.json"
+
+
+def validate_citation(record: dict) -> None:
+    """Check a CITATION.cff record against the Citation File Format 1.2.0 schema (vendored:
+    see tipline/schemas/README.md); raise ValueError naming every problem."""
+    import jsonschema
+
+    if record.get("cff-version") != "1.2.0":
+        raise ValueError(f"CITATION.cff: cff-version {record.get('cff-version')!r}, but the schema here is for 1.2.0")
+    # YAML reads dates as dates; the schema (like the format) describes them as ISO text
+    document = json.loads(json.dumps(record, default=str))
+    validator = jsonschema.Draft7Validator(json.loads(CFF_SCHEMA.read_text(encoding="utf-8")),
+                                           format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    problems = [f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+                for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))]
+    if problems:
+        raise ValueError("CITATION.cff does not follow the Citation File Format 1.2.0:\n  " + "\n  ".join(problems))
+
+
+@functools.lru_cache(maxsize=4)
 def citation_record(srcdir: Path) -> dict:
-    return yaml.safe_load((Path(srcdir) / "CITATION.cff").read_text(encoding="utf-8"))
+    record = yaml.safe_load((Path(srcdir) / "CITATION.cff").read_text(encoding="utf-8"))
+    validate_citation(record)
+    return record
 
 
 def _authors(record: dict) -> str:
@@ -180,7 +204,7 @@ def page_citation(record: dict, title: str, date: str, url: str) -> str:
 def _page_meta(app, pagename, templatename, context, doctree) -> None:
     if doctree is None or pagename not in app.env.all_docs:
         return
-    record = citation_record(app.srcdir)
+    record = citation_record(Path(app.srcdir))
     date, how = last_updated(Path(app.env.doc2path(pagename)))
     title = app.env.titles[pagename].astext()
     base = str(record.get("url", "")).rstrip("/")
@@ -231,7 +255,12 @@ def _not_found(app, config) -> None:
                  f'<p><a id="home" href="{prefix}index.html">Go to the start of the book</a>.</p>')}
 
 
+def _check_citation(app, config) -> None:
+    citation_record(Path(app.srcdir))  # an invalid CITATION.cff stops the build before anything runs
+
+
 def setup(app):
+    app.connect("config-inited", _check_citation)
     app.connect("config-inited", _not_found)
     app.connect("doctree-resolved", _figures)
     app.connect("html-page-context", _page_meta)
