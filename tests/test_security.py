@@ -407,3 +407,17 @@ def test_every_chart_is_followed_by_a_table_of_exactly_its_rows(built_site):
             assert details.count("<tr>") == rows, (page.name, chart_id)  # header rows carry a style attribute
             total += 1
     assert total >= 14
+
+
+def test_the_build_refuses_pages_with_unknown_inline_code():
+    from tipline import sphinx
+
+    head = '<html><head><meta charset="utf-8" /></head><body>'
+    locked = sphinx._lock(Path("page.html"), head + "<script>DOCUMENTATION_OPTIONS.pagename = 'chapters/x';</script>"
+                          '<button onclick="window.print()">Print</button></body></html>')
+    assert 'data-tipline-action="print"' in locked and "onclick" not in locked
+    assert re.search(r"script-src 'self' 'sha256-[A-Za-z0-9+/=]+';", locked)
+    for body in ("<script>alert(1)</script>", "<script>DOCUMENTATION_OPTIONS.pagename = 'x'; alert(1);</script>",
+                 '<img src="x" onerror="alert(1)">', "<svg onload=alert(1)></svg>"):
+        with pytest.raises(RuntimeError, match="page.html"):
+            sphinx._lock(Path("page.html"), head + body + "</body></html>")

@@ -158,9 +158,10 @@ def _lock(page: Path, text: str) -> str:
     if parser.found:
         raise RuntimeError(f"{page}: inline event handlers {parser.found[:3]}")
     if "Content-Security-Policy" not in text:
-        if '<meta charset="utf-8" />' not in text:
+        if '<meta charset="utf-8" />' in text:
+            text = text.replace('<meta charset="utf-8" />', '<meta charset="utf-8" />\n' + csp_meta(hashes), 1)
+        elif "<script" in text.lower():  # a page without scripts (index.html, a redirect) needs no policy
             raise RuntimeError(f"{page}: no <meta charset> to put the Content-Security-Policy after")
-        text = text.replace('<meta charset="utf-8" />', '<meta charset="utf-8" />\n' + csp_meta(hashes), 1)
     return text
 
 
