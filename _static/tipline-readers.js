@@ -30,11 +30,6 @@
   }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", addresses); } else { addresses(); }
 
-  // a closed <details> prints nothing: open the chart data tables for printing
-  window.addEventListener("beforeprint", function () {
-    document.querySelectorAll("details.tipline-chart-data").forEach(function (el) { el.open = true; });
-  });
-
   // Lines of at most `width` characters, broken between words.
   function wrap(text, width) {
     var lines = [], line = "";

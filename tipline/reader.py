@@ -6,8 +6,7 @@ links, each chart's data as a table, a citation and a last-updated date on every
   "Appendix A: ..." title), "Figure 1" on other pages -- an anchor (id="figure-3-2") and a
   copy-link button. The number goes in front of the chapter's own caption, the paragraph that
   starts with an emphasised "Figure:" after the chart; a chart without one gets a caption made of
-  its description. Below the caption, a <details> element holds the rows the chart was given,
-  as an escaped HTML table (readable without JavaScript and when printing).
+  its description. (Each chart's data table comes with the chart: tipline.charts.data_table.)
 * The chart's caption and source line are written on its placeholder as data attributes, so
   the site script can put them into the PNG and SVG images that vega-embed's export exports
   (see _static/tipline-readers.js).
@@ -49,46 +48,6 @@ def _caption(paragraph: nodes.Node) -> bool:
     """A chapter's figure caption: a paragraph opening with an emphasised 'Figure:'."""
     return (isinstance(paragraph, nodes.paragraph) and len(paragraph) > 0
             and isinstance(paragraph[0], nodes.emphasis) and paragraph[0].astext().startswith("Figure:"))
-
-
-def _cell(value) -> str:
-    """A data value as the browser's String() would show it (so tests can compare)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
-def data_tables(spec: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The rows a chart spec is given: (dataset name, columns, rows as text), one per dataset."""
-    tables = []
-    inline = {"inline data": spec["data"]["values"]} if isinstance(spec.get("data", {}).get("values"), list) else {}
-    for name, rows in {**spec.get("datasets", {}), **inline}.items():
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        tables.append((name, columns, [[_cell(row.get(column)) for column in columns] for row in rows]))
-    return tables
-
-
-def _table_html(label: str, chart_id: str, spec: dict) -> str:
-    tables = data_tables(spec)
-    count = sum(len(rows) for _, _, rows in tables)
-    parts = [f'<details class="tipline-chart-data" data-chart="{html.escape(chart_id, quote=True)}">',
-             f"<summary>The data in {html.escape(label)} ({count:,} rows)</summary>"]
-    for index, (name, columns, rows) in enumerate(tables, 1):
-        caption = f"{label}, data" + (f" {index} of {len(tables)}" if len(tables) > 1 else "")
-        parts.append(f'<div class="tipline-table-scroll" tabindex="0"><table class="tipline-data-table" '
-                     f'data-dataset="{html.escape(name, quote=True)}"><caption>{html.escape(caption)}</caption><thead><tr>'
-                     + "".join(f'<th scope="col">{html.escape(column)}</th>' for column in columns)
-                     + "</tr></thead><tbody>"
-                     + "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-                     + "</tbody></table></div>")
-    parts.append("</details>")
-    return "".join(parts)
 
 
 def _button(anchor: str, label: str) -> nodes.raw:
@@ -143,9 +102,6 @@ def _figures(app, doctree, docname) -> None:
                       f'data-caption="{html.escape(f"{label}: {words}" if words else label, quote=True)}" '
                       f'data-source="{html.escape(source_text, quote=True)}"')
         chart.replace_self(nodes.raw("", CHART.sub(lambda _: attributes, text, count=1), format="html"))
-        table = nodes.raw("", _table_html(label, chart_id, spec), format="html")
-        holder = _section_child(caption)
-        holder.parent.insert(holder.parent.index(holder) + 1, table)
 
 
 # --- citation and last-updated date ---------------------------------------------------------
@@ -255,6 +211,86 @@ def _not_found(app, config) -> None:
                  f'<p><a id="home" href="{prefix}index.html">Go to the start of the book</a>.</p>')}
 
 
+# --- lighter pages --------------------------------------------------------------------------------
+# A first-time reader downloaded about 0.28 MB of Font Awesome webfonts (for some fifteen icons),
+# the stylesheet rules of all 1,800 Font Awesome icons, and on every page the search index and
+# tools for a search-as-you-type box this site does not enable (search.html loads its own). The
+# build keeps only the glyphs and rules the pages use, and the search scripts on the search page.
+
+FA_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+:before,?)+)\{content:"\\([0-9a-f]{4})"\}')
+SEARCH_SCRIPTS = re.compile(r'\s*<script src="[^"]*(?:_static/searchtools\.js|_static/language_data\.js|searchindex\.js)"></script>')
+
+
+def _icons_used(outdir: Path) -> set[str]:
+    """Every fa-* class the pages and the theme's scripts name."""
+    used = set()
+    for path in list(outdir.rglob("*.html")) + list((outdir / "_static").rglob("*.js")):
+        used |= set(re.findall(r"\bfa-[a-z0-9-]+", path.read_text(encoding="utf-8", errors="replace")))
+    return used
+
+
+def prune_icon_rules(css: str, used: set[str]) -> str:
+    """The theme stylesheet without the rules of Font Awesome icons no page uses."""
+    return FA_RULE.sub(lambda m: m.group(0) if used & set(re.findall(r"fa-[a-z0-9-]+", m.group(1))) else "", css)
+
+
+def icon_codepoints(static: Path) -> set[int]:
+    """The icon code points the site's stylesheets can draw (after pruning)."""
+    codes = set()
+    for css in static.rglob("*.css"):
+        text = css.read_text(encoding="utf-8", errors="replace")
+        codes |= {int(code, 16) for code in re.findall(r"\\([0-9a-f]{4})(?![0-9a-f])", text) if 0xE000 <= int(code, 16) <= 0xF8FF}
+        codes |= {ord(char) for char in re.findall(r"[\ue000-\uf8ff]", text)}
+    return codes
+
+
+def _subset_fonts(static: Path, codes: set[int]) -> None:
+    import io
+
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    for path in sorted(static.glob("vendor/fontawesome/webfonts/*.woff2")):
+        font = TTFont(path)
+        keep = [code for code in sorted(codes) if code in font.getBestCmap()]
+        options = subset.Options()
+        options.flavor = "woff2"
+        options.layout_features = ["*"]
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(unicodes=keep)
+        subsetter.subset(font)
+        out = io.BytesIO()
+        font.save(out)
+        path.write_bytes(out.getvalue())
+
+
+def _lighter(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    static = outdir / "_static"
+    theme = static / "styles" / "pydata-sphinx-theme.css"
+    if theme.exists():
+        theme.write_text(prune_icon_rules(theme.read_text(encoding="utf-8"), _icons_used(outdir)), encoding="utf-8")
+    _subset_fonts(static, icon_codepoints(static))
+    for page in outdir.rglob("*.html"):
+        if "_static" in page.relative_to(outdir).parts or page.name == "search.html":
+            continue
+        text = page.read_text(encoding="utf-8")
+        lighter = SEARCH_SCRIPTS.sub("", text)
+        if lighter != text:
+            page.write_text(lighter, encoding="utf-8")
+
+
+def _unused_assets(app, pagename, templatename, context, doctree) -> None:
+    # sphinx-design's stylesheet and tab script, on pages without a sphinx-design element
+    if 'class="sd-' in context.get("body", "") or ' sd-' in context.get("body", ""):
+        return
+    for key in ("css_files", "script_files"):
+        files = context.get(key, [])
+        files[:] = [f for f in files if not re.search(r"sphinx-design|design-tabs", str(getattr(f, "filename", f) or ""))]
+
+
 def _check_citation(app, config) -> None:
     citation_record(Path(app.srcdir))  # an invalid CITATION.cff stops the build before anything runs
 
@@ -264,5 +300,7 @@ def setup(app):
     app.connect("config-inited", _not_found)
     app.connect("doctree-resolved", _figures)
     app.connect("html-page-context", _page_meta)
+    app.connect("html-page-context", _unused_assets)
+    app.connect("build-finished", _lighter)
     app.add_css_file("tipline-readers.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
