@@ -8,6 +8,7 @@ import math
 import re
 import shutil
 import subprocess
+from html import unescape as html_unescape
 from html.parser import HTMLParser
 
 import pytest
@@ -424,3 +425,31 @@ def test_pages_are_light(built_site, browser):  # noqa: F811
     finally:
         httpd.shutdown()
     assert not heavy, "\n".join(heavy)
+
+
+# --- the PDF ---------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(NO_BROWSER, reason="no browser")
+def test_the_pdf_holds_every_chapter_and_every_chart_as_vector_graphics(built_site):
+    from pypdf import PdfReader
+
+    from tipline.pdf import pages_in_order
+
+    pdf = built_site / "book.pdf"
+    assert pdf.exists(), "book.pdf was not made"
+    reader = PdfReader(pdf)
+    titles = [" ".join(item.title.split()) for item in reader.outline]
+    names = pages_in_order(ROOT)
+    assert len(titles) == len(names)
+    for name, title in zip(names, titles):
+        page_title = re.search(r"<title>(.*?)(?: &#8212;| —)", (built_site / f"{name}.html").read_text(encoding="utf-8"), re.S)
+        assert page_title and html_unescape(re.sub(r"<[^>]+>", "", page_title.group(1))).split() == title.split(), (name, title)
+    text = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+    for name in names:
+        html = (built_site / f"{name}.html").read_text(encoding="utf-8")
+        for number in re.findall(r'class="tipline-figure-number reference external" href="#[^"]+">(Figure [0-9A-Z.]+)</a>', html):
+            assert number in text, f"{name}: {number} is not in the PDF"
+    assert text.count("Figure ") >= 30
+    assert not [index for index, page in enumerate(reader.pages) if page.images], "a raster image in the PDF: charts must be vector"
+    for name in names:
+        assert 'The whole book as a PDF</a>' in (built_site / f"{name}.html").read_text(encoding="utf-8"), name

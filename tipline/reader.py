@@ -157,6 +157,9 @@ def page_citation(record: dict, title: str, date: str, url: str) -> str:
     return (f"{_authors(record)} ({date}). \u201c{title}.\u201d In {record['title']}, version {record['version']}. {url}")
 
 
+PDF_LINK = "<!--tipline-pdf-->"  # becomes a link to book.pdf once the PDF is made (see _pdf)
+
+
 def _page_meta(app, pagename, templatename, context, doctree) -> None:
     if doctree is None or pagename not in app.env.all_docs:
         return
@@ -176,7 +179,7 @@ def _page_meta(app, pagename, templatename, context, doctree) -> None:
         '\n<section class="tipline-page-meta" aria-labelledby="cite-this-page">'
         f'<p class="tipline-updated">Last updated <time datetime="{date}" data-from="{how}">{date}</time> '
         f'<span class="tipline-quiet">({note})</span>'
-        + (f' \u00b7 <a href="{changes}">What changed</a>' if changes else "") + '</p>'
+        + (f' \u00b7 <a href="{changes}">What changed</a>' if changes else "") + PDF_LINK + '</p>'
         '<h2 id="cite-this-page">Cite this page</h2>'
         f'<p class="tipline-citation">{cite}</p>'
         f'<p class="tipline-quiet">To cite the whole book, see <a href="{how_to_cite}">How to cite</a>; '
@@ -282,6 +285,31 @@ def _lighter(app, exception) -> None:
             page.write_text(lighter, encoding="utf-8")
 
 
+def _pdf(app, exception) -> None:
+    """The whole book as book.pdf (tipline.pdf), linked from every page's footer when made."""
+    if exception is not None or app.builder.name != "html":
+        return
+    from sphinx.util import logging
+
+    from . import pdf
+
+    outdir = Path(app.outdir)
+    made = False
+    if pdf.wanted():
+        pdf.make(outdir, pdf.pages_in_order(Path(app.srcdir)))
+        made = True
+    else:
+        (outdir / pdf.NAME).unlink(missing_ok=True)
+        logging.getLogger(__name__).info("no PDF of the book: TIPLINE_PDF=0 or no browser at %s", pdf.CHROMIUM)
+    for page in outdir.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        if PDF_LINK not in text:
+            continue
+        up = "../" * (len(page.relative_to(outdir).parts) - 1)
+        link = f' \u00b7 <a href="{up}{pdf.NAME}">The whole book as a PDF</a>' if made else ""
+        page.write_text(text.replace(PDF_LINK, link), encoding="utf-8")
+
+
 def _unused_assets(app, pagename, templatename, context, doctree) -> None:
     # sphinx-design's stylesheet and tab script, on pages without a sphinx-design element
     if 'class="sd-' in context.get("body", "") or ' sd-' in context.get("body", ""):
@@ -302,5 +330,6 @@ def setup(app):
     app.connect("html-page-context", _page_meta)
     app.connect("html-page-context", _unused_assets)
     app.connect("build-finished", _lighter)
+    app.connect("build-finished", _pdf)
     app.add_css_file("tipline-readers.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
