@@ -5,10 +5,11 @@ references.bib differs from what this module renders.
 
 Only validated values arrive here (tipline.data): keys match [a-z0-9_]+, URLs are http(s)
 addresses without braces, quotes, spaces or backslashes (written as they are, since the
-bibliography style prints URLs raw), and the text has none of { } \\ ~ ^ $. What remains to
-escape is & % # _. pybtex's own writer was tried (`BibliographyData.to_string("bibtex")`) and
-not kept: it drops braces and backslashes from titles, leaves $ as math, and escapes _ and &
-inside URLs, which breaks the links.
+bibliography style prints URLs raw), and the text has none of { } \\ ~. What remains to
+escape is & % # _ ($ and ^ are written as they are: sphinxcontrib-bibtex prints them as text,
+and would print "\\$" literally). pybtex's own writer was tried
+(`BibliographyData.to_string("bibtex")`) and not kept: it drops braces and backslashes from
+titles and escapes _ and & inside URLs, which breaks the links.
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ The rules, beyond the types and constraints the package states:
   or 1e999); every integer and number field must state a minimum and a maximum in the package,
   and a year is never later than the current year;
 * every CSV in data/ is listed in the package, and every resource path is a plain file name;
-* URLs (sources.csv) are http: or https: only; the text of a source has none of { } \\ ~ ^ $,
+* URLs (sources.csv) are http: or https: only; the text of a source has none of { } \\ ~,
   which references.bib would read as LaTeX syntax (tipline.bib escapes & % # _).
 
 Why the hand-written checks and not frictionless (pinned, and used by a test as a second
@@ -52,7 +52,7 @@ NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 # what a URL may contain: no spaces, quotes, angle brackets or backslashes, whatever its scheme
 URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]*)?", re.ASCII)
-BIBTEX_SYNTAX = re.compile(r"[{}\\~^$]")  # characters references.bib would read as LaTeX syntax
+BIBTEX_SYNTAX = re.compile(r"[{}\\~]")  # characters references.bib would read as LaTeX syntax
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # a line break (\n) is allowed inside a quoted cell
 RESOURCE_PATH = re.compile(r"[a-z0-9_]+\.csv", re.ASCII)
 YEAR_FIELDS = ("year", "period_start", "period_end")
@@ -157,7 +157,7 @@ def _check(value, field: dict) -> None:
         raise ValueError(f"{value!r} is below the minimum {rules['minimum']}")
     if "maximum" in rules and value > rules["maximum"]:
         raise ValueError(f"{value!r} is above the maximum {rules['maximum']:,}")
-    if field["name"] in YEAR_FIELDS and value > this_year():
+    if field["type"] == "integer" and field["name"] in YEAR_FIELDS and value > this_year():
         raise ValueError(f"{value!r} is later than the current year {this_year()}")
     if field["type"] == "date" and value > date.today():
         raise ValueError(f"{value.isoformat()} is in the future")
@@ -316,7 +316,7 @@ def _check_domain(frames: dict[str, pd.DataFrame], lines: dict[str, list[int]], 
             found = BIBTEX_SYNTAX.search(row[column])
             if found:
                 raise DataError(data_dir / "sources.csv", at("sources", index), column,
-                                f"{found.group(0)!r} cannot be carried into references.bib (one of {{ }} \\ ~ ^ $): "
+                                f"{found.group(0)!r} cannot be carried into references.bib (one of {{ }} \\ ~): "
                                 "rephrase without it")
     listed = set(zip(esp["year"], esp["provider"]))
     for index, row in frames["us_referrals"].iterrows():
