@@ -4,8 +4,8 @@
   vl-convert-python package, wrapped in a function so its top-level names cannot clash
   with Sphinx's, and the code that draws every chart spec of the page) and adds it only to
   pages that contain a chart;
-* copies data/*.csv and datapackage.json to <site>/data/ so every chart's "Data" link
-  and the datasets appendix resolve offline;
+* (the datasets reach <site>/data/ through html_extra_path: _extra/data links to data/; the
+  benchmark the reproducibility appendix charts is copied beside them here);
 * gives every page a Content-Security-Policy (a meta tag) that runs scripts only from the
   site's own files plus, by hash, the theme's few known inline snippets; the theme's two
   inline onclick handlers become data attributes served by _static/tipline-site.js. A page
@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import quote
 
 BUNDLE = "tipline-charts.js"
 # _static/tipline-site.js: jupyter-book adds every .js file of _static/ to every page itself
@@ -42,11 +40,15 @@ HELPER = """
       };
       try {
         var spec = JSON.parse(block.textContent);
-        var name = (typeof spec.title === "string" ? spec.title : el.id).replace(/[^A-Za-z0-9]+/g, "-").toLowerCase();
-        vegaEmbed(el, spec, {actions: ACTIONS, renderer: "svg", ast: true, downloadFileName: name}).then(function () {
+        var name = el.getAttribute("data-figure") ||
+          (typeof spec.title === "string" ? spec.title : el.id).replace(/[^A-Za-z0-9]+/g, "-").toLowerCase();
+        vegaEmbed(el, spec, {actions: ACTIONS, renderer: "svg", ast: true, downloadFileName: name}).then(function (result) {
           // the menu's toggle is an icon only: give it a name screen readers can say
           var toggle = el.querySelector(".vega-actions-wrapper summary, details summary");
           if (toggle) { toggle.setAttribute("aria-label", "Save this chart as an image (SVG or PNG)"); }
+          // the exported images carry the figure's caption and source line (_static/tipline-readers.js)
+          el.tiplineView = result.view;
+          if (window.tiplineFrameExport) { window.tiplineFrameExport(el, spec, result.view); }
         }).catch(fail);
       } catch (error) { fail(error); }
     });
@@ -88,32 +90,6 @@ def _theme_mode(app, config) -> None:
     context["default_mode"] = context.get("default_mode") or "auto"
     config.html_context = context
 
-
-NOT_FOUND = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-{csp}
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Page not found: {title}</title>
-<link rel="icon" href="data:image/svg+xml,{icon}">
-<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;line-height:1.5;color:#222;background:#fff}}
-a{{color:#1f5a96}}@media (prefers-color-scheme: dark){{body{{color:#e6e6e6;background:#14181e}}a{{color:#9ab8d8}}}}</style>
-</head><body><main>
-<h1>Page not found</h1>
-<p>There is no page at this address in <em>{title}</em>. Chapters may have been renamed since a link to
-them was made.</p>
-<p><a id="home" href="/">Go to the start of the book</a>.</p>
-</main>
-<script>{script}</script>
-</body></html>
-"""
-NOT_FOUND_SCRIPT = """
-// On a GitHub project site the book lives under /<repository>/; elsewhere at the host's root.
-(function () {
-  var parts = location.pathname.split("/").filter(Boolean);
-  var root = /\\.github\\.io$/.test(location.hostname) && parts.length ? "/" + parts[0] + "/" : "/";
-  document.getElementById("home").href = root + "index.html";
-})();
-"""
 
 # The theme's inline scripts, allowed by hash. Anything else inline is refused at build time.
 KNOWN_INLINE = [re.compile(pattern, re.S) for pattern in (
@@ -181,7 +157,7 @@ def _lock(page: Path, text: str) -> str:
     parser.feed(text)
     if parser.found:
         raise RuntimeError(f"{page}: inline event handlers {parser.found[:3]}")
-    if "Content-Security-Policy" not in text:
+    if 'http-equiv="Content-Security-Policy"' not in text:  # not the words in a page's prose
         if '<meta charset="utf-8" />' in text:
             text = text.replace('<meta charset="utf-8" />', '<meta charset="utf-8" />\n' + csp_meta(hashes), 1)
         elif "<script" in text.lower():  # a page without scripts (index.html, a redirect) needs no policy
@@ -202,8 +178,8 @@ def _rewrite_pages(outdir: Path) -> None:
     * a Content-Security-Policy on every page (`_lock`).
     """
     for page in outdir.rglob("*.html"):
-        if "_static" in page.relative_to(outdir).parts or page == outdir / "404.html":
-            continue  # the theme's template fragments (webpack-macros.html); our own 404 page, written below
+        if "_static" in page.relative_to(outdir).parts:
+            continue  # the theme's template fragments (webpack-macros.html), not pages
         text = page.read_text(encoding="utf-8")
         fixed = _lock(page, ICON_SCRIPT.sub("", text.replace('role="doc-biblioentry"', 'role="listitem"')))
         if fixed != text:
@@ -224,20 +200,11 @@ def _finished(app, exception) -> None:
             text = asset.read_text(encoding="utf-8")
             asset.write_text(re.sub(r"\n?/[/*]# sourceMappingURL=\S+?(?: \*/)?\s*$", "\n", text), encoding="utf-8")
     _rewrite_pages(outdir)
-    title = html.escape(app.config.html_title or app.config.project)
-    # the 404 page is served at any address, so it cannot link the favicon by a relative path
-    icon = quote((outdir / "_static" / "favicon.svg").read_text(encoding="utf-8").strip())
-    (outdir / "404.html").write_text(NOT_FOUND.format(title=title, icon=icon, script=NOT_FOUND_SCRIPT,
-                                                      csp=csp_meta([_hash(NOT_FOUND_SCRIPT)])), encoding="utf-8")
     shutil.copy2(outdir / "_static" / "favicon.svg", outdir / "favicon.svg")
-    from .data import DATA as data
-
-    target = outdir / "data"
-    target.mkdir(exist_ok=True)
-    for path in sorted(data.glob("*.csv")) + [data / "datapackage.json"]:
-        shutil.copy2(path, target / path.name)
+    target = outdir / "data"  # filled from data/ by html_extra_path (_extra/data is a link to it)
     from .answer import write as write_answer
 
+    target.mkdir(exist_ok=True)
     write_answer(target / "answer.json")  # the book's headline figures, machine-readable (tipline/answer.py)
     benchmark = Path(app.srcdir) / "scripts" / "benchmark.json"
     if benchmark.exists():  # the measurements behind the reproducibility appendix's chart

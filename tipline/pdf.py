@@ -1,0 +1,81 @@
+"""The whole book as one PDF (book.pdf beside the site), printed by Chromium from the built pages.
+
+Why Chromium rather than vl-convert: the PDF is then the site itself, printed -- prose with its
+glued numbers, numbered captions, source lines, data tables, citations -- laid out by the same
+print stylesheet readers get from their browser, with no second layout to keep in step. Vega draws
+every chart as SVG and Chromium prints SVG as vector paths, so charts stay sharp at any zoom. Each
+page is printed on its own (charts drawn, data tables opened), then pypdf joins them in the order
+of the table of contents with one bookmark per page.
+
+Called at the end of every HTML build (tipline.reader); set TIPLINE_PDF=0 to skip it. Without a
+browser the book is built without a PDF, and the pages do not link to one.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import os
+import threading
+from pathlib import Path
+
+import yaml
+
+CHROMIUM = Path(os.environ.get("TIPLINE_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+NAME = "book.pdf"
+
+
+def pages_in_order(srcdir: Path) -> list[str]:
+    """The book's pages as the table of contents orders them (e.g. 'chapters/summary')."""
+    toc = yaml.safe_load((Path(srcdir) / "_toc.yml").read_text(encoding="utf-8"))
+    names = [toc["root"]]
+    for part in toc.get("parts", []):
+        names += [entry["file"] for entry in part.get("chapters", [])]
+    return names
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def make(site: Path, names: list[str]) -> Path:
+    """Print every page of the built site in `names` and join them into site/book.pdf."""
+    from playwright.sync_api import sync_playwright
+    from pypdf import PdfReader, PdfWriter
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    writer = PdfWriter()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = browser.new_page(viewport={"width": 1000, "height": 1200})
+            for name in names:
+                page.goto(f"http://127.0.0.1:{server.server_address[1]}/{name}.html", wait_until="load")
+                charts = page.locator(".tipline-chart").count()
+                if charts:
+                    page.wait_for_function(f"document.querySelectorAll('.tipline-chart svg.marks').length >= {charts}",
+                                           timeout=60000)
+                page.evaluate("document.querySelectorAll('details.tipline-chart-data').forEach(d => { d.open = true; })")
+                title = page.evaluate("(document.querySelector('article h1') || {}).textContent || document.title")
+                printed = PdfReader(io.BytesIO(page.pdf(format="Letter", print_background=True,
+                                                        margin={"top": "15mm", "bottom": "15mm", "left": "14mm", "right": "14mm"})))
+                first = len(writer.pages)
+                for sheet in printed.pages:
+                    writer.add_page(sheet)
+                writer.add_outline_item(" ".join(title.replace("#", "").split()), first)
+            browser.close()
+    finally:
+        server.shutdown()
+    writer.add_metadata({"/Title": "What happens to a CyberTipline report?"})
+    target = site / NAME
+    with target.open("wb") as handle:
+        writer.write(handle)
+    return target
+
+
+def wanted() -> bool:
+    return os.environ.get("TIPLINE_PDF", "1") != "0" and CHROMIUM.exists()

@@ -1,0 +1,335 @@
+"""Sphinx extension for readers who take figures away: numbered figures with permanent
+links, each chart's data as a table, a citation and a last-updated date on every page.
+
+* Figures. In each page, every chart (the placeholder written by tipline.charts) gets a number
+  -- "Figure 3.2" in numbered chapters, "Figure A.1" in appendices (the letter of the page's
+  "Appendix A: ..." title), "Figure 1" on other pages -- an anchor (id="figure-3-2") and a
+  copy-link button. The number goes in front of the chapter's own caption, the paragraph that
+  starts with an emphasised "Figure:" after the chart; a chart without one gets a caption made of
+  its description. (Each chart's data table comes with the chart: tipline.charts.data_table.)
+* The chart's caption and source line are written on its placeholder as data attributes, so
+  the site script can put them into the PNG and SVG images that vega-embed's export exports
+  (see _static/tipline-readers.js).
+* Every page ends with "Cite this page" (generated from CITATION.cff) and "Last updated", the
+  date of the last commit that touched the page's source file (`git log -1 --format=%cs`);
+  without repository history (a copy of the sources) the file's modification date is shown
+  and labelled as such.
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+import html
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+from docutils import nodes
+
+CHART = re.compile(r'<div class="tipline-chart" id="([^"]+)"')
+SPEC = re.compile(r'<script type="application/json" class="tipline-spec" data-chart="[^"]+">(.*?)</script>', re.S)
+TAG = re.compile(r"<[^>]+>")
+APPENDIX = re.compile(r"Appendix ([A-Z])\b")
+
+
+def _prefix(env, docname: str) -> str | None:
+    """'3' for chapter 3, 'A' for appendix A, None for a page without a number."""
+    number = env.toc_secnumbers.get(docname, {}).get("")
+    if number:
+        return ".".join(map(str, number))
+    title = env.titles.get(docname)
+    match = APPENDIX.match(title.astext()) if title is not None else None
+    return match.group(1) if match else None
+
+
+def _caption(paragraph: nodes.Node) -> bool:
+    """A chapter's figure caption: a paragraph opening with an emphasised 'Figure:'."""
+    return (isinstance(paragraph, nodes.paragraph) and len(paragraph) > 0
+            and isinstance(paragraph[0], nodes.emphasis) and paragraph[0].astext().startswith("Figure:"))
+
+
+def _button(anchor: str, label: str) -> nodes.raw:
+    return nodes.raw("", f' <button type="button" class="tipline-copy-link" data-anchor="{anchor}" '
+                         f'aria-label="Copy a link to {label}">Copy link</button>', format="html")
+
+
+def _section_child(node: nodes.Node) -> nodes.Node:
+    """The ancestor of `node` that sits directly in a section (where a paragraph can follow it)."""
+    while node.parent is not None and not isinstance(node.parent, (nodes.section, nodes.document)):
+        node = node.parent
+    return node
+
+
+def _figures(app, doctree, docname) -> None:
+    figures = []  # [chart raw node, source raw node or None, caption paragraph or None]
+    for node in doctree.findall(lambda n: isinstance(n, (nodes.raw, nodes.paragraph))):
+        text = node.astext() if isinstance(node, nodes.raw) else ""
+        if CHART.search(text):
+            figures.append([node, None, None])
+        elif figures and 'class="tipline-source"' in text and figures[-1][1] is None:
+            figures[-1][1] = node
+        elif figures and _caption(node) and figures[-1][2] is None:
+            figures[-1][2] = node
+    prefix = _prefix(app.env, docname)
+    for index, (chart, source, caption) in enumerate(figures, 1):
+        label = f"Figure {prefix}.{index}" if prefix else f"Figure {index}"
+        anchor = "figure-" + label.split(" ", 1)[1].replace(".", "-").lower()
+        text = chart.astext()
+        chart_id = CHART.search(text).group(1)
+        spec = json.loads(SPEC.search(text).group(1))
+        number = nodes.strong("", "", nodes.reference("", label, refuri=f"#{anchor}", classes=["tipline-figure-number"]))
+        if caption is not None:
+            emphasis = caption[0]
+            first = next(emphasis.findall(nodes.Text))
+            first.parent.replace(first, nodes.Text(first.astext().removeprefix("Figure:").lstrip()))
+            caption.insert(0, number)
+            caption.insert(1, nodes.Text(": "))
+            caption.insert(3, _button(anchor, label))
+            words = emphasis.astext()
+        else:
+            words = spec.get("description", "")
+            words = "" if words in ("", "Chart") else words
+            caption = nodes.paragraph("", "", number, nodes.Text(f": {words}" if words else ""), _button(anchor, label))
+            holder = _section_child(source if source is not None else chart)
+            holder.parent.insert(holder.parent.index(holder) + 1, caption)
+        caption["classes"].append("tipline-figure-caption")
+        source_text = html.unescape(TAG.sub("", source.astext())) if source is not None else ""
+        source_text = re.sub(r"\s*Data: \S+\.csv\.\s*$", "", " ".join(source_text.split()))
+        attributes = (f'<div class="tipline-figure-anchor" id="{anchor}"></div>\n'
+                      f'<div class="tipline-chart" id="{chart_id}" data-figure="{anchor}" '
+                      f'data-caption="{html.escape(f"{label}: {words}" if words else label, quote=True)}" '
+                      f'data-source="{html.escape(source_text, quote=True)}"')
+        chart.replace_self(nodes.raw("", CHART.sub(lambda _: attributes, text, count=1), format="html"))
+
+
+# --- citation and last-updated date ---------------------------------------------------------
+
+CFF_SCHEMA = Path(__file__).parent / "schemas" / "citation-file-format-1.2.0.json"
+
+
+def validate_citation(record: dict) -> None:
+    """Check a CITATION.cff record against the Citation File Format 1.2.0 schema (vendored:
+    see tipline/schemas/README.md); raise ValueError naming every problem."""
+    import jsonschema
+
+    if record.get("cff-version") != "1.2.0":
+        raise ValueError(f"CITATION.cff: cff-version {record.get('cff-version')!r}, but the schema here is for 1.2.0")
+    # YAML reads dates as dates; the schema (like the format) describes them as ISO text
+    document = json.loads(json.dumps(record, default=str))
+    validator = jsonschema.Draft7Validator(json.loads(CFF_SCHEMA.read_text(encoding="utf-8")),
+                                           format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    problems = [f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+                for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))]
+    if problems:
+        raise ValueError("CITATION.cff does not follow the Citation File Format 1.2.0:\n  " + "\n  ".join(problems))
+
+
+@functools.lru_cache(maxsize=4)
+def citation_record(srcdir: Path) -> dict:
+    record = yaml.safe_load((Path(srcdir) / "CITATION.cff").read_text(encoding="utf-8"))
+    validate_citation(record)
+    return record
+
+
+def _authors(record: dict) -> str:
+    names = [author.get("name") or " ".join(filter(None, [author.get("given-names"), author.get("family-names")]))
+             for author in record.get("authors", [])]
+    return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
+
+
+def last_updated(path: Path) -> tuple[str, str]:
+    """(ISO date, how it was found): the last commit touching `path`, else the file's date."""
+    try:
+        result = subprocess.run(["git", "log", "-1", "--format=%cs", "--", path.name], cwd=path.parent,
+                                capture_output=True, text=True, timeout=30)
+        date = result.stdout.strip()
+        if result.returncode == 0 and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", date):
+            return date, "git"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return datetime.date.fromtimestamp(path.stat().st_mtime).isoformat(), "file"
+
+
+def page_citation(record: dict, title: str, date: str, url: str) -> str:
+    """The citation of one page as plain text (the HTML version escapes each part)."""
+    return (f"{_authors(record)} ({date}). \u201c{title}.\u201d In {record['title']}, version {record['version']}. {url}")
+
+
+PDF_LINK = "<!--tipline-pdf-->"  # becomes a link to book.pdf once the PDF is made (see _pdf)
+
+
+def _page_meta(app, pagename, templatename, context, doctree) -> None:
+    if doctree is None or pagename not in app.env.all_docs:
+        return
+    record = citation_record(Path(app.srcdir))
+    date, how = last_updated(Path(app.env.doc2path(pagename)))
+    title = app.env.titles[pagename].astext()
+    base = str(record.get("url", "")).rstrip("/")
+    relative = f"{pagename}.html"
+    url = f"{base}/{relative}" if base else relative
+    note = ("the date of the last change to this page&#x27;s source in the repository" if how == "git" else
+            "the date of this page&#x27;s source file: this copy was built without repository history")
+    how_to_cite = context["pathto"]("chapters/appendix_reproducibility").rstrip("#") + "#how-to-cite"
+    changes = context["pathto"]("chapters/changes") if "chapters/changes" in app.env.all_docs else ""
+    cite = html.escape(page_citation(record, title, date, "\x00")).replace(
+        "\x00", f'<span class="tipline-cite-url"{"" if base else " data-relative"}>{html.escape(url)}</span>')
+    context["body"] += (
+        '\n<section class="tipline-page-meta" aria-labelledby="cite-this-page">'
+        f'<p class="tipline-updated">Last updated <time datetime="{date}" data-from="{how}">{date}</time> '
+        f'<span class="tipline-quiet">({note})</span>'
+        + (f' \u00b7 <a href="{changes}">What changed</a>' if changes else "") + PDF_LINK + '</p>'
+        '<h2 id="cite-this-page">Cite this page</h2>'
+        f'<p class="tipline-citation">{cite}</p>'
+        f'<p class="tipline-quiet">To cite the whole book, see <a href="{how_to_cite}">How to cite</a>; '
+        'to reuse a figure, cite its original sources too (the source line under each figure).</p>'
+        "</section>\n")
+
+
+# --- the 404 page (sphinx-notfound-page) -------------------------------------------------------
+
+def url_prefix(environ=None) -> str:
+    """Where the site lives on its host: "/" unless TIPLINE_URL_PREFIX says otherwise. A GitHub
+    project site lives under /<repository>/, so the Pages workflow's build step sets
+    TIPLINE_URL_PREFIX=/<repository>/ (a test build, served from its root, does not)."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    parts = [part for part in environ.get("TIPLINE_URL_PREFIX", "").split("/") if part]
+    if not all(re.fullmatch(r"[A-Za-z0-9._-]+", part) for part in parts):
+        raise ValueError(f"TIPLINE_URL_PREFIX is not a plain path: {environ['TIPLINE_URL_PREFIX']!r}")
+    return "/" + "".join(part + "/" for part in parts)
+
+
+def _not_found(app, config) -> None:
+    # the 404 page is served at any address: its links and assets need absolute addresses
+    prefix = url_prefix()
+    config.notfound_urls_prefix = prefix
+    title = html.escape(config.html_title or config.project)
+    config.notfound_context = {
+        "title": "Page not found",
+        "body": (f"<h1>Page not found</h1><p>There is no page at this address in <em>{title}</em>. Chapters may "
+                 "have been renamed since a link to them was made.</p>"
+                 f'<p><a id="home" href="{prefix}index.html">Go to the start of the book</a>.</p>')}
+
+
+# --- lighter pages --------------------------------------------------------------------------------
+# A first-time reader downloaded about 0.28 MB of Font Awesome webfonts (for some fifteen icons),
+# the stylesheet rules of all 1,800 Font Awesome icons, and on every page the search index and
+# tools for a search-as-you-type box this site does not enable (search.html loads its own). The
+# build keeps only the glyphs and rules the pages use, and the search scripts on the search page.
+
+FA_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+:before,?)+)\{content:"\\([0-9a-f]{4})"\}')
+SEARCH_SCRIPTS = re.compile(r'\s*<script src="[^"]*(?:_static/searchtools\.js|_static/language_data\.js|searchindex\.js)"></script>')
+
+
+def _icons_used(outdir: Path) -> set[str]:
+    """Every fa-* class the pages and the theme's scripts name."""
+    used = set()
+    for path in list(outdir.rglob("*.html")) + list((outdir / "_static").rglob("*.js")):
+        used |= set(re.findall(r"\bfa-[a-z0-9-]+", path.read_text(encoding="utf-8", errors="replace")))
+    return used
+
+
+def prune_icon_rules(css: str, used: set[str]) -> str:
+    """The theme stylesheet without the rules of Font Awesome icons no page uses."""
+    return FA_RULE.sub(lambda m: m.group(0) if used & set(re.findall(r"fa-[a-z0-9-]+", m.group(1))) else "", css)
+
+
+def icon_codepoints(static: Path) -> set[int]:
+    """The icon code points the site's stylesheets can draw (after pruning)."""
+    codes = set()
+    for css in static.rglob("*.css"):
+        text = css.read_text(encoding="utf-8", errors="replace")
+        codes |= {int(code, 16) for code in re.findall(r"\\([0-9a-f]{4})(?![0-9a-f])", text) if 0xE000 <= int(code, 16) <= 0xF8FF}
+        codes |= {ord(char) for char in re.findall(r"[\ue000-\uf8ff]", text)}
+    return codes
+
+
+def _subset_fonts(static: Path, codes: set[int]) -> None:
+    import io
+
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    for path in sorted(static.glob("vendor/fontawesome/webfonts/*.woff2")):
+        font = TTFont(path)
+        keep = [code for code in sorted(codes) if code in font.getBestCmap()]
+        options = subset.Options()
+        options.flavor = "woff2"
+        options.layout_features = ["*"]
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(unicodes=keep)
+        subsetter.subset(font)
+        out = io.BytesIO()
+        font.save(out)
+        path.write_bytes(out.getvalue())
+
+
+def _lighter(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    static = outdir / "_static"
+    theme = static / "styles" / "pydata-sphinx-theme.css"
+    if theme.exists():
+        theme.write_text(prune_icon_rules(theme.read_text(encoding="utf-8"), _icons_used(outdir)), encoding="utf-8")
+    _subset_fonts(static, icon_codepoints(static))
+    for page in outdir.rglob("*.html"):
+        if "_static" in page.relative_to(outdir).parts or page.name == "search.html":
+            continue
+        text = page.read_text(encoding="utf-8")
+        lighter = SEARCH_SCRIPTS.sub("", text)
+        if lighter != text:
+            page.write_text(lighter, encoding="utf-8")
+
+
+def _pdf(app, exception) -> None:
+    """The whole book as book.pdf (tipline.pdf), linked from every page's footer when made."""
+    if exception is not None or app.builder.name != "html":
+        return
+    from sphinx.util import logging
+
+    from . import pdf
+
+    outdir = Path(app.outdir)
+    made = False
+    if pdf.wanted():
+        pdf.make(outdir, pdf.pages_in_order(Path(app.srcdir)))
+        made = True
+    else:
+        (outdir / pdf.NAME).unlink(missing_ok=True)
+        logging.getLogger(__name__).info("no PDF of the book: TIPLINE_PDF=0 or no browser at %s", pdf.CHROMIUM)
+    for page in outdir.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        if PDF_LINK not in text:
+            continue
+        up = "../" * (len(page.relative_to(outdir).parts) - 1)
+        link = f' \u00b7 <a href="{up}{pdf.NAME}">The whole book as a PDF</a>' if made else ""
+        page.write_text(text.replace(PDF_LINK, link), encoding="utf-8")
+
+
+def _unused_assets(app, pagename, templatename, context, doctree) -> None:
+    # sphinx-design's stylesheet and tab script, on pages without a sphinx-design element
+    if 'class="sd-' in context.get("body", "") or ' sd-' in context.get("body", ""):
+        return
+    for key in ("css_files", "script_files"):
+        files = context.get(key, [])
+        files[:] = [f for f in files if not re.search(r"sphinx-design|design-tabs", str(getattr(f, "filename", f) or ""))]
+
+
+def _check_citation(app, config) -> None:
+    citation_record(Path(app.srcdir))  # an invalid CITATION.cff stops the build before anything runs
+
+
+def setup(app):
+    app.connect("config-inited", _check_citation)
+    app.connect("config-inited", _not_found)
+    app.connect("doctree-resolved", _figures)
+    app.connect("html-page-context", _page_meta)
+    app.connect("html-page-context", _unused_assets)
+    app.connect("build-finished", _lighter)
+    app.connect("build-finished", _pdf)
+    app.add_css_file("tipline-readers.css")
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
