@@ -19,12 +19,9 @@ book: $(BIN)/jupyter-book
 	@$(BIN)/python -m tipline.cache
 	@echo "The book is in _build/html/index.html. Serve it with: make serve (http://127.0.0.1:8000)"
 
-# Re-execute every chapter in place (after editing one, before committing it for nbval).
+# Re-execute every chapter in place on every core (after editing one, before committing it for nbval).
 notebooks: $(BIN)/jupyter-book
-	@for chapter in chapters/*.ipynb; do \
-	  echo "executing $$chapter"; \
-	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --log-level=ERROR "$$chapter" || exit 1; \
-	done
+	@$(BIN)/python -m tipline.cache --notebooks
 
 # Timings of builds, tests and page loads on this machine; writes scripts/benchmark.json.
 bench: $(BIN)/jupyter-book

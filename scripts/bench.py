@@ -215,11 +215,38 @@ def machine() -> dict:
             "python": platform.python_version(), "system": f"{platform.system()} {platform.release()}"}
 
 
+README = ROOT / "README.md"
+MARKERS = ("<!-- bench: written by scripts/bench.py from scripts/benchmark.json -->", "<!-- /bench -->")
+
+
+def readme_sentence(result: dict) -> str:
+    """The README's statement of build and test times, from the benchmark's numbers."""
+    s, m = result["seconds"], result["machine"]
+    tests = ("`make test` was not timed in that run" if s.get("tests") is None else
+             f"`make test` took {s['tests']:.0f} s" + ("" if result.get("tests_passed") else " (and failed)"))
+    load = m.get("load_average")
+    shared = "" if load is None else f"; the load average was {load:.1f} when the run began"
+    return (f"Measured by `make bench` on {result['measured']} on {m['cores']} cores ({m['cpu']}{shared}): "
+            f"a cold `make book` took {s['cold_build']:.0f} s, a rebuild after editing one CSV "
+            f"{s['one_csv_rebuild']:.0f} s, a rebuild with nothing changed {s['noop_rebuild']:.1f} s; {tests}.")
+
+
+def write_readme(result: dict) -> None:
+    text = README.read_text()
+    start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+    README.write_text(text[:start] + "\n" + readme_sentence(result) + "\n" + text[end:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-tests", action="store_true", help="skip timing `make test`")
     parser.add_argument("--no-growth", action="store_true", help="skip the synthetic books of 7, 14 and 28 chapters")
+    parser.add_argument("--readme", action="store_true", help="only rewrite the README's timing sentence from benchmark.json")
     options = parser.parse_args()
+    if options.readme:
+        write_readme(json.loads(OUT.read_text()))
+        return
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         book = copy_book(work / "book")
@@ -245,7 +272,7 @@ def main() -> None:
     run = sum(executed.values())
     result = {
         "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        "machine": {**machine(), "load_average": round(load, 1)},
         "seconds": {"cold_build": round(cold, 1), "noop_rebuild": round(noop, 1), "one_csv_rebuild": round(one_csv, 1),
                     "title_rebuild": round(title, 1),
                     "empty_book": round(empty, 1), "executions": round(run, 1), "tests": None if tests is None else round(tests, 1)},
@@ -272,6 +299,7 @@ def main() -> None:
     result["checks"] = [{"measure": m, "value": None if v is None else round(v, 3), "target": t,
                          "met": None if v is None else v <= t} for m, v, t in checks]
     OUT.write_text(json.dumps(result, indent=1) + "\n")
+    write_readme(result)
     print(f"{'measure':58} {'value':>9} {'target':>8}  met")
     for check in result["checks"]:
         value = "skipped" if check["value"] is None else f"{check['value']:.2f}"

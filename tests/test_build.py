@@ -229,3 +229,13 @@ def test_editing_sources_csv_updates_the_bibliography_page(built_site, tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "CY 2023 Retitled Report" in (repo / "references.bib").read_text()
     assert "CY 2023 Retitled Report" in (repo / "_build" / "html" / "chapters" / "bibliography.html").read_text()
+
+
+def test_readme_states_the_measured_times():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench
+
+    result = json.loads((ROOT / "scripts" / "benchmark.json").read_text())
+    assert bench.readme_sentence(result) in (ROOT / "README.md").read_text(), "run: python scripts/bench.py --readme"

@@ -1,6 +1,7 @@
 """`make book`: validate, execute only what an edit can change (on every core), publish whole.
 
-    python -m tipline.cache          # what `make book` runs
+    python -m tipline.cache              # what `make book` runs
+    python -m tipline.cache --notebooks  # `make notebooks`: execute every chapter in place, in parallel
 
 1. Every dataset is validated (a broken CSV stops the build) and references.bib is regenerated
    from data/sources.csv, so the bibliography page follows the sources table.
@@ -392,6 +393,37 @@ def build() -> int:
     return 0
 
 
+def notebooks(chapters: list[Path]) -> int:
+    """Execute chapters in place on every core (for committing their outputs: nbval compares them)."""
+    import nbformat
+
+    runtime = tempfile.mkdtemp(prefix="tipline-")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(BOOK)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    kernel = _kernel_manager(runtime)
+    timeout = int(_config().get("execute", {}).get("timeout", 180))
+    lock, done = threading.Lock(), 0
+
+    def run(chapter: Path) -> None:
+        nonlocal done
+        executed, _, took = execute(chapter, kernel, timeout)
+        nbformat.write(executed, chapter)
+        with lock:
+            done += 1
+            _say(f"executing {done}/{len(chapters)} {chapter.stem} ... {took:.1f} s")
+
+    pool = ThreadPoolExecutor(max_workers=int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1))
+    try:
+        futures = [pool.submit(run, chapter) for chapter in chapters]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and future.exception():
+                raise future.exception()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(runtime, ignore_errors=True)
+    return 0
+
+
 def _interrupt(signum, frame):
     raise Interrupted(signal.Signals(signum).name)
 
@@ -411,15 +443,23 @@ def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if "--notebooks" in sys.argv:
+            chosen = [Path(arg).resolve() for arg in sys.argv[1:] if arg.endswith(".ipynb")]
+            return notebooks(chosen or sorted(CHAPTERS.glob("*.ipynb")))
         return build()
     except Interrupted as stop:
         _stop_children()
+        if "--notebooks" in sys.argv:
+            _say(f"interrupted ({stop})", sys.stderr)
+            os._exit(130)
         shutil.rmtree(WORK, ignore_errors=True)
         _say(f"interrupted ({stop}): nothing was published, the previous site in _build/html is unchanged", sys.stderr)
         status = 130
     except Failed as error:
         _stop_children()
         _say(str(error), sys.stderr)
+        if "--notebooks" in sys.argv:
+            os._exit(1)
         shutil.rmtree(SITE, ignore_errors=True)
         shutil.rmtree(WORK, ignore_errors=True)
         STATE.unlink(missing_ok=True)
