@@ -81,9 +81,12 @@ def _shared_folder(config) -> Path:
 
 
 def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # workers inherit the controller's folder through the environment
+    folder = _shared_folder(config)
     # a full run (`make test`, no paths given) starts the build at once, before any worker exists
-    if not os.environ.get("PYTEST_XDIST_WORKER") and config.args_source == pytest.Config.ArgsSource.TESTPATHS:
-        _start_shared_build(_shared_folder(config))
+    if config.args_source == pytest.Config.ArgsSource.TESTPATHS:
+        _start_shared_build(folder)
 
 
 def pytest_unconfigure(config):

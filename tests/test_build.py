@@ -55,6 +55,8 @@ def test_a_broken_chapter_or_dataset_fails_the_build_and_publishes_nothing(built
     assert not (repo / "_build" / "html").exists()
     if breakage is _break_dataset:
         assert "recipients.csv, line" in result.stdout + result.stderr
+    else:  # the failing chapter is named, with its traceback
+        assert "chapter 03_urgency failed" in result.stderr and "deliberately broken chapter" in result.stderr
 
 
 def test_an_edited_csv_changes_prose_tables_and_charts(built_site, tmp_path):

@@ -71,6 +71,9 @@ class Interrupted(Exception):
     pass
 
 
+STORE = threading.Lock()  # held while a chapter's outputs and record are written
+
+
 def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -205,7 +208,9 @@ def store(cache, chapter: Path, executed, modules: dict, seconds: float, dataset
     _record_path(chapter).unlink(missing_ok=True)
     cache.cache_notebook_bundle(CacheBundleIn(executed, str(chapter), data={"execution_seconds": seconds}),
                                 check_validity=False, overwrite=True)
-    read = (DEPS / f"{chapter.stem}.txt").read_text().split() if (DEPS / f"{chapter.stem}.txt").exists() else []
+    deps = DEPS / f"{chapter.stem}.txt"
+    # a chapter that never called chapter("NAME") recorded nothing: count it as reading everything
+    read = deps.read_text().split() if deps.exists() else list(before)
     code = "\n".join(cell.source for cell in executed.cells if cell.cell_type == "code")
     record = {
         "code": code_hash(executed),
@@ -350,13 +355,14 @@ def build() -> int:
         timeout = int(_config().get("execute", {}).get("timeout", 180))
         order = sorted(stale, key=lambda c: -seconds[c])  # longest first: no long chapter runs alone at the end
         kernel = _kernel_manager(str(runtime))
-        done, lock, total = 0, threading.Lock(), 0.0
+        done, total = 0, 0.0
         executing = time.perf_counter()
 
         def run(chapter: Path) -> None:
             nonlocal done, total
+            (DEPS / f"{chapter.stem}.txt").unlink(missing_ok=True)
             executed, modules, took = execute(chapter, kernel, timeout)
-            with lock:
+            with STORE:
                 store(cache, chapter, executed, modules, took, datasets, shared, before)
                 done += 1
                 total += took
@@ -448,6 +454,7 @@ def main() -> int:
             return notebooks(chosen or sorted(CHAPTERS.glob("*.ipynb")))
         return build()
     except Interrupted as stop:
+        STORE.acquire(timeout=30)  # let a chapter being stored finish: cache and record stay consistent
         _stop_children()
         if "--notebooks" in sys.argv:
             _say(f"interrupted ({stop})", sys.stderr)
@@ -456,6 +463,7 @@ def main() -> int:
         _say(f"interrupted ({stop}): nothing was published, the previous site in _build/html is unchanged", sys.stderr)
         status = 130
     except Failed as error:
+        STORE.acquire(timeout=30)
         _stop_children()
         _say(str(error), sys.stderr)
         if "--notebooks" in sys.argv:
