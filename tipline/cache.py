@@ -19,7 +19,9 @@
    * settings shared by every chapter: data/datapackage.json, requirements.txt, the `execute`
      section of _config.yml and the Python version.
    A chapter whose record does not match, or whose outputs are missing from jupyter-cache, is
-   stale. Everything else (title, theme, CSS, _toc.yml, prose) rebuilds pages without executing.
+   stale. Everything else (title, theme, CSS, _toc.yml, prose) rebuilds pages without executing;
+   a change in the package's code also starts Sphinx from a fresh environment, since Sphinx does
+   not notice that its extensions (tipline.sphinx) changed.
 3. Stale chapters execute in a pool of TIPLINE_WORKERS kernels (default: one per core), longest
    first, one progress line each; their outputs go into jupyter-cache, then their record.
    Meanwhile Sphinx starts and waits (tipline.cache is also a Sphinx extension) until every
@@ -291,6 +293,12 @@ def site_inputs() -> str:
     return digest.hexdigest()
 
 
+def extensions() -> str:
+    """The code Sphinx runs but does not watch: the book's extensions and the pinned packages."""
+    files = sorted((BOOK / "tipline").glob("*.py")) + [BOOK / "requirements.txt"]
+    return _hash("".join(_file(path) for path in files).encode())
+
+
 def write_bibliography() -> None:
     from . import bib
 
@@ -331,10 +339,16 @@ def build() -> int:
         if reason:
             stale[chapter] = reason
             seconds[chapter] = (record or {}).get("seconds", 0)
-    inputs = site_inputs()
-    if not stale and SITE.joinpath("index.html").exists() and STATE.exists() and STATE.read_text() == inputs:
+    inputs = {"site": site_inputs(), "extensions": extensions()}
+    try:
+        old = json.loads(STATE.read_text()) if STATE.exists() else {}
+    except ValueError:
+        old = {}
+    if not stale and SITE.joinpath("index.html").exists() and old == inputs:
         _say("nothing changed since the last build: _build/html is up to date")
         return 0
+    if old.get("extensions") != inputs["extensions"]:
+        shutil.rmtree(WORK, ignore_errors=True)  # Sphinx does not notice its extensions' code change
     _say(f"{len(chapters)} chapters: {len(stale)} to execute, {len(chapters) - len(stale)} from the cache")
     for reason in sorted(set(stale.values())):
         _say(f"  {reason}: " + ", ".join(c.stem for c, why in stale.items() if why == reason))
@@ -394,7 +408,7 @@ def build() -> int:
             sphinx.kill()
             sphinx.wait()
         shutil.rmtree(runtime, ignore_errors=True)
-    STATE.write_text(inputs)
+    STATE.write_text(json.dumps(inputs))
     _say(f"published _build/html in {time.perf_counter() - started:.1f} s")
     return 0
 
