@@ -149,11 +149,12 @@ def _snapshot(site: Path) -> dict[str, str]:
             for p in sorted(site.rglob("*")) if p.is_file()}
 
 
-def _interrupt(repo: Path, when: str, signum: int) -> tuple[int, str]:
+def _interrupt(repo: Path, when: str, signum: int, sphinx_log: str | None = None) -> tuple[int, str]:
     """Run `make book` as a terminal would (its own process group) and send `signum` to the
-    whole group as soon as a line of its output starts with `when`."""
+    whole group as soon as a line of its output starts with `when` (and, if given, Sphinx's log
+    in _build/sphinx.log contains `sphinx_log`)."""
     import os
-    import signal  # noqa: F401  (the caller passes signal.SIGINT / SIGTERM)
+    import time
 
     command, env = book_command(repo)
     process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -162,6 +163,10 @@ def _interrupt(repo: Path, when: str, signum: int) -> tuple[int, str]:
     for line in process.stdout:
         lines.append(line)
         if line.startswith(when):
+            log = repo / "_build" / "sphinx.log"
+            deadline = time.time() + 120
+            while sphinx_log and time.time() < deadline and not (log.exists() and sphinx_log in log.read_text()):
+                time.sleep(0.02)
             os.killpg(process.pid, signum)
             break
     rest, _ = process.communicate(timeout=120)
@@ -211,7 +216,7 @@ def test_a_title_change_rebuilds_pages_without_executing_and_an_interrupted_sphi
     config = repo / "_config.yml"
     config.write_text(re.sub(r'^title: .*$', 'title: "A retitled book"', config.read_text(), flags=re.M))
     # no chapter executes, so the signal arrives while Sphinx reads and writes the pages
-    status, output = _interrupt(repo, "14 chapters: 0 to execute", signal.SIGINT)
+    status, output = _interrupt(repo, "14 chapters: 0 to execute", signal.SIGINT, sphinx_log="reading sources")
     assert status != 0 and "interrupted (SIGINT)" in output, output[-3000:]
     assert _snapshot(site) == before, "the interrupted build changed the published site"
     result = make_book(repo)

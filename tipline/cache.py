@@ -252,7 +252,7 @@ def start_sphinx(go: Path, log: Path) -> subprocess.Popen:
         shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True, exist_ok=True)
     DIRTY.touch()
-    env = dict(os.environ, TIPLINE_WAIT=str(go))
+    env = dict(os.environ, TIPLINE_WAIT=str(go), PYTHONUNBUFFERED="1")
     command = [_jupyter_book(), "build", "-n", "-W", "--keep-going", "--path-output", str(WORK), "."]
     with log.open("w") as handle:
         return subprocess.Popen(command, cwd=BOOK, env=env, stdout=handle, stderr=subprocess.STDOUT)
