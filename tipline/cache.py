@@ -146,12 +146,6 @@ def _cache():
     return get_cache(str(BOOK / path))
 
 
-def _in_cache(cache, notebook) -> bool:
-    try:
-        cache.match_cache_notebook(notebook)
-        return True
-    except KeyError:
-        return False
 
 
 # ---------------------------------------------------------------- executing chapters
@@ -208,8 +202,8 @@ def store(cache, chapter: Path, executed, modules: dict, seconds: float, dataset
     from jupyter_cache.base import CacheBundleIn
 
     _record_path(chapter).unlink(missing_ok=True)
-    cache.cache_notebook_bundle(CacheBundleIn(executed, str(chapter), data={"execution_seconds": seconds}),
-                                check_validity=False, overwrite=True)
+    cached = cache.cache_notebook_bundle(CacheBundleIn(executed, str(chapter), data={"execution_seconds": seconds}),
+                                         check_validity=False, overwrite=True)
     deps = DEPS / f"{chapter.stem}.txt"
     # a chapter that never called chapter("NAME") recorded nothing: count it as reading everything
     read = deps.read_text().split() if deps.exists() else list(before)
@@ -222,6 +216,8 @@ def store(cache, chapter: Path, executed, modules: dict, seconds: float, dataset
         "modules": modules,
         "files": {path: _file(BOOK / path) for name, path in NAMED_FILES.items() if name in code},
         "seconds": round(seconds, 2),
+        # checked by its existence, so a build with nothing to execute never opens the cache database
+        "outputs": os.path.relpath(cache._get_notebook_path_cache(cached.hashkey), BOOK),
     }
     RECORDS.mkdir(parents=True, exist_ok=True)
     temporary = _record_path(chapter).with_suffix(".tmp")
@@ -300,13 +296,20 @@ def extensions() -> str:
 
 
 def write_bibliography() -> None:
+    """references.bib from data/sources.csv (python -m tipline.bib), when either has changed."""
     from . import bib
+    from .data import DATA
 
+    target, seen = BOOK / "references.bib", BUILD / ".bib-inputs"
+    inputs = _hash("".join(_file(p) for p in (DATA / "sources.csv", Path(bib.__file__), target)).encode())
+    if seen.exists() and seen.read_text() == inputs:
+        return
     text = bib.render()
-    target = BOOK / "references.bib"
     if not target.exists() or target.read_text() != text:
         target.write_text(text)
         _say("references.bib regenerated from data/sources.csv")
+        inputs = _hash("".join(_file(p) for p in (DATA / "sources.csv", Path(bib.__file__), target)).encode())
+    seen.write_text(inputs)
 
 
 # ---------------------------------------------------------------- the build
@@ -328,14 +331,14 @@ def build() -> int:
     datasets = _dataset_files()
     before = {name: _file(path) for name, path in datasets.items()}
     shared = settings()
-    cache = _cache()
     chapters = sorted(CHAPTERS.glob("*.ipynb"))
     stale, seconds = {}, {}
     for chapter in chapters:
         notebook = nbformat.read(chapter, as_version=4)
         path = _record_path(chapter)
         record = json.loads(path.read_text()) if path.exists() else None
-        reason = stale_reason(chapter, notebook, record, datasets, shared, _in_cache(cache, notebook))
+        cached = bool(record and record.get("outputs") and (BOOK / record["outputs"]).is_file())
+        reason = stale_reason(chapter, notebook, record, datasets, shared, cached)
         if reason:
             stale[chapter] = reason
             seconds[chapter] = (record or {}).get("seconds", 0)
@@ -369,6 +372,7 @@ def build() -> int:
         timeout = int(_config().get("execute", {}).get("timeout", 180))
         order = sorted(stale, key=lambda c: -seconds[c])  # longest first: no long chapter runs alone at the end
         kernel = _kernel_manager(str(runtime))
+        cache = _cache() if order else None
         done, total = 0, 0.0
         executing = time.perf_counter()
 
