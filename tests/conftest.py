@@ -13,6 +13,7 @@ import functools
 import http.server
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -67,7 +68,8 @@ def _start_shared_build(folder: Path) -> None:
         repo = copy_repo(folder / "book")
         command, env = book_command(repo)
         shell = f'{" ".join(command)} > ../build.log 2>&1; echo $? > ../status.tmp; mv ../status.tmp ../status'
-        subprocess.Popen(["sh", "-c", shell], cwd=repo, env=env, start_new_session=True)
+        process = subprocess.Popen(["sh", "-c", shell], cwd=repo, env=env, start_new_session=True)
+        (folder / "pid").write_text(str(process.pid))
         (folder / "started").write_text(str(time.time()))
 
 
@@ -92,8 +94,13 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     folder = getattr(config, "_tipline_shared", None)
     if folder:
-        while (Path(folder) / "started").exists() and not (Path(folder) / "status").exists():
-            time.sleep(0.5)  # a build still running: let it finish rather than leave it orphaned
+        folder = Path(folder)
+        if (folder / "pid").exists() and not (folder / "status").exists():
+            try:  # a run that ended early (-x, Ctrl-C): stop the build rather than leave it orphaned
+                os.killpg(int((folder / "pid").read_text()), signal.SIGTERM)
+                time.sleep(1)
+            except ProcessLookupError:
+                pass
         shutil.rmtree(folder, ignore_errors=True)
 
 
