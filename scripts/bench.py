@@ -149,7 +149,7 @@ def executions(book: Path) -> dict[str, float]:
         notebook = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(path.parent)}},
-                       kernel_manager_class=_kernel_manager(sockets)).execute()
+                       kernel_manager_class=_kernel_manager(sockets), shutdown_kernel="immediate").execute()
         seconds[path.stem] = time.perf_counter() - start
     return seconds
 
