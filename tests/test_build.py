@@ -1,5 +1,8 @@
 """The README build command: a clean build passes -n -W, a broken chapter publishes nothing,
-and an edited CSV shows up in prose, tables and charts on the next build."""
+an edited CSV shows up in prose, tables and charts on the next build (and only the chapters that
+read it execute), an interrupted build leaves the previous site byte for byte, a CSV reverted after
+an interrupt is published everywhere, a title change executes nothing, and an edited sources.csv
+reaches the bibliography page."""
 from __future__ import annotations
 
 import json
