@@ -471,7 +471,14 @@ def main() -> int:
         if "--notebooks" in sys.argv:
             chosen = [Path(arg).resolve() for arg in sys.argv[1:] if arg.endswith(".ipynb")]
             return notebooks(chosen or sorted(CHAPTERS.glob("*.ipynb")))
-        return build()
+        try:
+            return build()
+        except (Interrupted, Failed):
+            raise
+        except Exception:  # anything unexpected fails the build the same way, with its traceback
+            import traceback
+
+            raise Failed(traceback.format_exc()) from None
     except Interrupted as stop:
         STORE.acquire(timeout=30)  # let a chapter being stored finish: cache and record stay consistent
         _stop_children()
