@@ -140,3 +140,18 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         yield chromium
         chromium.close()
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """nbval runs a notebook's cells in order in one kernel, so under pytest-xdist every cell of a
+    notebook goes to the same worker; every other test is scheduled on its own. (xdist's
+    `--dist loadgroup` cannot do this under pytest 9: it renames items through an attribute
+    pytest no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NotebookScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return path if path.endswith(".ipynb") else nodeid
+
+    return NotebookScheduling(config, log)
