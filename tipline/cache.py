@@ -366,7 +366,6 @@ def build() -> int:
     # the book's own package, not whichever copy is installed, in the kernels and in Sphinx
     os.environ["PYTHONPATH"] = os.pathsep.join([str(BOOK)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     os.environ["TIPLINE_DEPS"] = str(DEPS)
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     sphinx = start_sphinx(go, log)
     try:
         workers = int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1)
@@ -398,13 +397,16 @@ def build() -> int:
             finally:  # on a failure or an interrupt, do not wait for the chapters still running
                 pool.shutdown(wait=False, cancel_futures=True)
             _say(f"executed {len(order)} chapters in {time.perf_counter() - executing:.1f} s on {workers} workers "
-                 f"({total:.1f} s one after another)")
+                 f"(the chapters' own times add up to {total:.1f} s)")
         go.touch()
         pages = time.perf_counter()
         while sphinx.poll() is None:
             time.sleep(0.05)
         if sphinx.returncode != 0:
-            raise Failed("Sphinx failed (warnings are errors):\n" + "".join(log.read_text().splitlines(True)[-60:]))
+            lines = log.read_text().splitlines(True)
+            problems = [line for line in lines if "WARNING" in line or "ERROR" in line]
+            raise Failed("Sphinx failed (warnings are errors; full log in _build/sphinx.log):\n"
+                         + "".join(problems[:40]) + "".join(lines[-15:]))
         _say(f"built the pages in {time.perf_counter() - pages:.1f} s")
         DIRTY.unlink()
         publish()
