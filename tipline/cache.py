@@ -255,6 +255,24 @@ def start_sphinx(go: Path, log: Path) -> subprocess.Popen:
         return subprocess.Popen(command, cwd=BOOK, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
+BUNDLE_SCRIPT = ("import os, sys, vl_convert\n"
+                 "temporary = sys.argv[1] + '.part'\n"
+                 "open(temporary, 'w').write(vl_convert.javascript_bundle())\n"
+                 "os.replace(temporary, sys.argv[1])\n")
+
+
+def prepare_chart_bundle() -> None:
+    """Bundle vega for tipline.sphinx while the chapters execute, into the file where it keeps the
+    bundle between builds: otherwise a cold build makes it at the very end, on one core. If the
+    file is not complete in time, tipline.sphinx simply makes it itself."""
+    from importlib.metadata import version
+
+    bundle = WORK / "_build" / f".vega-bundle-{version('vl-convert-python')}.js"
+    if not bundle.exists():
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.Popen([sys.executable, "-c", BUNDLE_SCRIPT, str(bundle)], cwd=BOOK)
+
+
 def publish() -> None:
     """Replace _build/html by the new site in two renames that no SIGINT/SIGTERM can split."""
     new, old = BUILD / ".html-new", BUILD / ".html-old"
@@ -342,7 +360,8 @@ def build() -> int:
         reason = stale_reason(chapter, notebook, record, datasets, shared, cached)
         if reason:
             stale[chapter] = reason
-            seconds[chapter] = (record or {}).get("seconds", 0)
+            # without a timing yet, the largest notebooks are taken to be the slowest
+            seconds[chapter] = (record or {}).get("seconds", chapter.stat().st_size / 1e6)
     inputs = {"site": site_inputs(), "extensions": extensions()}
     try:
         old = json.loads(STATE.read_text()) if STATE.exists() else {}
@@ -367,6 +386,7 @@ def build() -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(BOOK)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     os.environ["TIPLINE_DEPS"] = str(DEPS)
     sphinx = start_sphinx(go, log)
+    prepare_chart_bundle()
     try:
         workers = int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1)
         timeout = int(_config().get("execute", {}).get("timeout", 180))
