@@ -11,28 +11,17 @@ $(BIN)/jupyter-book: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-# jupyter-cache only hashes notebook code and Sphinx does not track data/, so a changed CSV
-# would otherwise publish old numbers. tipline.cache validates every dataset first (a broken
-# CSV stops the build), then re-executes the chapters that read a changed dataset, or every
-# chapter when the package or the configuration changed (see tipline/cache.py).
+# tipline.cache does the whole build: validates every dataset (a broken CSV stops it), regenerates
+# references.bib, executes only the chapters whose code, data, modules or settings changed (on every
+# core, one progress line each), builds the pages with Sphinx (-n -W) from the cache, and only then
+# replaces _build/html. A failure removes _build/html; an interrupt leaves it as it was.
 book: $(BIN)/jupyter-book
-	@mkdir -p _build
-	@$(BIN)/python -m tipline.cache; status=$$?; \
-	if [ $$status -ne 0 ] && [ $$status -ne 10 ]; then \
-	  rm -rf _build/html; echo "BUILD FAILED: nothing was published" >&2; exit 1; \
-	elif [ $$status -eq 0 ]; then \
-	  TIPLINE_DEPS=$(CURDIR)/_build/.deps $(BIN)/jupyter-book build -n -W --keep-going . \
-	    || { rm -rf _build/html; echo "BUILD FAILED: nothing was published" >&2; exit 1; }; \
-	  $(BIN)/python -m tipline.cache --record; \
-	fi
+	@$(BIN)/python -m tipline.cache
 	@echo "The book is in _build/html/index.html. Serve it with: make serve (http://127.0.0.1:8000)"
 
-# Re-execute every chapter in place (after editing one, before committing it for nbval).
+# Re-execute every chapter in place on every core (after editing one, before committing it for nbval).
 notebooks: $(BIN)/jupyter-book
-	@for chapter in chapters/*.ipynb; do \
-	  echo "executing $$chapter"; \
-	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --log-level=ERROR "$$chapter" || exit 1; \
-	done
+	@$(BIN)/python -m tipline.cache --notebooks
 
 # Timings of builds, tests and page loads on this machine; writes scripts/benchmark.json.
 bench: $(BIN)/jupyter-book
@@ -42,7 +31,7 @@ serve:
 	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html 8000
 
 test: $(BIN)/jupyter-book
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 clean:
 	rm -rf _build

@@ -1,5 +1,8 @@
 """The README build command: a clean build passes -n -W, a broken chapter publishes nothing,
-and an edited CSV shows up in prose, tables and charts on the next build."""
+an edited CSV shows up in prose, tables and charts on the next build (and only the chapters that
+read it execute), an interrupted build leaves the previous site byte for byte, a CSV reverted after
+an interrupt is published everywhere, a title change executes nothing, and an edited sources.csv
+reaches the bibliography page."""
 from __future__ import annotations
 
 import json
@@ -12,7 +15,12 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from conftest import ROOT, VENV, copy_built, make_book
+from conftest import ROOT, VENV, book_command, copy_built, make_book
+
+
+def executed(output: str) -> set[str]:
+    """The chapters a build executed, from its progress lines ("executing 3/14 02_reporters ... 1.8 s")."""
+    return set(re.findall(r"^executing \d+/\d+ (\S+) \.\.\. ", output, re.M))
 
 
 def test_clean_build_has_every_page_and_the_data(built_site):
@@ -50,6 +58,8 @@ def test_a_broken_chapter_or_dataset_fails_the_build_and_publishes_nothing(built
     assert not (repo / "_build" / "html").exists()
     if breakage is _break_dataset:
         assert "recipients.csv, line" in result.stdout + result.stderr
+    else:  # the failing chapter is named, with its traceback
+        assert "chapter 03_urgency failed" in result.stderr and "deliberately broken chapter" in result.stderr
 
 
 def test_an_edited_csv_changes_prose_tables_and_charts(built_site, tmp_path):
@@ -63,10 +73,9 @@ def test_an_edited_csv_changes_prose_tables_and_charts(built_site, tmp_path):
     second = make_book(repo)
     assert second.returncode == 0, second.stdout[-2000:]
     # only the chapters that read recipients.csv were executed again
-    first_line = next(line for line in second.stdout.splitlines() if line.startswith(("data ", "inputs ", "first build")))
-    assert first_line.startswith("data changed: re-executing"), first_line
-    assert "01_referral" in first_line and "summary" in first_line
-    assert "02_reporters" not in first_line and "05_platforms_policy" not in first_line
+    ran = executed(second.stdout)
+    assert "01_referral" in ran and "summary" in ran, second.stdout[-2000:]
+    assert "02_reporters" not in ran and "05_platforms_policy" not in ran, ran
     html = page.read_text()
     assert "826,361" in html and "816,361" not in html, "prose still shows the old value"
     specs = re.findall(r'tiplineEmbed\("[^"]+", (\{.*?\})\);</script>', html)
@@ -134,3 +143,109 @@ def test_every_chart_has_a_source_line_and_a_data_link(built_site):
         for note in notes:
             link = re.search(r'href="\.\./data/([^"]+)" download', note)
             assert link and (built_site / "data" / link.group(1)).exists(), f"{page.name}: source line without a data link"
+
+
+def _snapshot(site: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.relative_to(site).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(site.rglob("*")) if p.is_file()}
+
+
+def _interrupt(repo: Path, when: str, signum: int, sphinx_log: str | None = None) -> tuple[int, str]:
+    """Run `make book` as a terminal would (its own process group) and send `signum` to the
+    whole group as soon as a line of its output starts with `when` (and, if given, Sphinx's log
+    in _build/sphinx.log contains `sphinx_log`)."""
+    import os
+    import time
+
+    command, env = book_command(repo)
+    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith(when):
+            log = repo / "_build" / "sphinx.log"
+            deadline = time.time() + 120
+            while sphinx_log and time.time() < deadline and not (log.exists() and sphinx_log in log.read_text()):
+                time.sleep(0.02)
+            os.killpg(process.pid, signum)
+            break
+    rest, _ = process.communicate(timeout=120)
+    return process.returncode, "".join(lines) + rest
+
+
+def test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywhere(built_site, tmp_path):
+    """The issue's scenario: edit a CSV, interrupt the build after some chapters executed with the
+    new value, revert the CSV, make an unrelated edit, build: every page shows the current value."""
+    import signal
+
+    repo = copy_built(built_site, tmp_path / "book")
+    site = repo / "_build" / "html"
+    before = _snapshot(site)
+    csv = repo / "data" / "recipients.csv"
+    original = csv.read_text()
+    csv.write_text(original.replace("2024,icac,actionable,816361", "2024,icac,actionable,826361"))
+    status, output = _interrupt(repo, "executing 2/", signal.SIGTERM)
+    assert status != 0 and "interrupted (SIGTERM)" in output, output[-3000:]
+    assert _snapshot(site) == before, "the interrupted build changed the published site"
+    with_new_value = executed(output)
+    assert len(with_new_value) >= 2, output[-3000:]
+
+    csv.write_text(original)  # the revert
+    chapter = repo / "chapters" / "03_urgency.ipynb"  # the unrelated edit: prose only
+    book = nbformat.read(chapter, as_version=4)
+    book.cells.append(nbformat.v4.new_markdown_cell("A sentence added after the interrupted build."))
+    nbformat.write(book, chapter)
+    final = make_book(repo)
+    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    again = executed(final.stdout)
+    # the chapters cached with the reverted value ran again; the others came from the cache
+    assert with_new_value <= again, (with_new_value, again)
+    assert "02_reporters" not in again and "03_urgency" not in again, again
+    pages = {p.name: p.read_text() for p in (site / "chapters").glob("*.html")}
+    assert not [name for name, html in pages.items() if "826,361" in html or "826361" in html]
+    assert "816,361" in pages["01_referral.html"] and "816,361" in pages["summary.html"]
+    assert "A sentence added after the interrupted build." in pages["03_urgency.html"]
+
+
+def test_a_title_change_rebuilds_pages_without_executing_and_an_interrupted_sphinx_keeps_the_site(built_site, tmp_path):
+    import signal
+
+    repo = copy_built(built_site, tmp_path / "book")
+    site = repo / "_build" / "html"
+    before = _snapshot(site)
+    config = repo / "_config.yml"
+    config.write_text(re.sub(r'^title: .*$', 'title: "A retitled book"', config.read_text(), flags=re.M))
+    # no chapter executes, so the signal arrives while Sphinx reads and writes the pages
+    status, output = _interrupt(repo, "14 chapters: 0 to execute", signal.SIGINT, sphinx_log="reading sources")
+    assert status != 0 and "interrupted (SIGINT)" in output, output[-3000:]
+    assert _snapshot(site) == before, "the interrupted build changed the published site"
+    result = make_book(repo)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "0 to execute" in result.stdout and not executed(result.stdout), result.stdout[-2000:]
+    for page in (site / "chapters").glob("*.html"):
+        assert "A retitled book" in page.read_text(), page.name
+
+
+def test_editing_sources_csv_updates_the_bibliography_page(built_site, tmp_path):
+    repo = copy_built(built_site, tmp_path / "book")
+    sources = repo / "data" / "sources.csv"
+    text = sources.read_text()
+    assert text.count("CY 2023 Report to the Committees") == 1
+    sources.write_text(text.replace("CY 2023 Report to the Committees", "CY 2023 Retitled Report to the Committees"))
+    result = make_book(repo)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "CY 2023 Retitled Report" in (repo / "references.bib").read_text()
+    assert "CY 2023 Retitled Report" in (repo / "_build" / "html" / "chapters" / "bibliography.html").read_text()
+
+
+def test_readme_states_the_measured_times():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench
+
+    result = json.loads((ROOT / "scripts" / "benchmark.json").read_text())
+    assert bench.readme_sentence(result) in (ROOT / "README.md").read_text(), "run: python scripts/bench.py --readme"

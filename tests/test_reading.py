@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from test_browser import AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _wait_for_charts, browser, server  # noqa: F401
+# the browser and the server are conftest's session fixtures: one Chromium per test process
+from test_browser import AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _wait_for_charts
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 

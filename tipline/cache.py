@@ -1,20 +1,35 @@
-"""Keep `make book` honest and quick: re-execute exactly the chapters whose inputs changed.
+"""`make book`: validate, execute only what an edit can change (on every core), publish whole.
 
-jupyter-cache keys a chapter's outputs on its code alone, and Sphinx does not watch data/, so a
-changed CSV would otherwise publish old numbers. Before each build this module:
+    python -m tipline.cache              # what `make book` runs
+    python -m tipline.cache --notebooks  # `make notebooks`: execute every chapter in place, in parallel
 
-1. validates every dataset (a broken CSV stops the build, whichever chapters use it);
-   if nothing at all changed since the last successful build, it says so and Sphinx is skipped;
-2. compares the hashes of data/, the tipline package and the build configuration with the ones
-   recorded after the last successful build;
-3. if the package or configuration changed, drops the whole cache (every chapter re-executes);
-   otherwise drops the cached outputs of each chapter that read a changed dataset, as recorded
-   by `tipline.chapter()` while it executed, and marks its notebook as changed for Sphinx.
-
-After a successful build, `python -m tipline.cache --record` stores the hashes.
-
-    python -m tipline.cache            # before the build
-    python -m tipline.cache --record   # after a successful build
+1. Every dataset is validated (a broken CSV stops the build) and references.bib is regenerated
+   from data/sources.csv, so the bibliography page follows the sources table.
+2. Each chapter's record (_build/.records/NAME.json, written after it last executed) holds the
+   content hashes of everything its outputs can depend on:
+   * its code cells (prose cells never change an output);
+   * every dataset it read, as listed by tipline.data.track while it executed (TIPLINE_DEPS):
+     hashes of the data it actually read, so a CSV reverted after an interrupted build can never
+     bring back an output computed from the other version;
+   * every module of the book it imported (tipline/*.py ...), listed from the kernel's
+     sys.modules after its last cell: a change in tipline/charts.py re-executes only the chapters
+     that imported charts. This is exact for imports; a module that read some other file at
+     execution time would not be seen, which is why the next item exists;
+   * the repository files its code names (scripts/benchmark.json, CITATION.cff);
+   * settings shared by every chapter: data/datapackage.json, requirements.txt, the `execute`
+     section of _config.yml and the Python version.
+   A chapter whose record does not match, or whose outputs are missing from jupyter-cache, is
+   stale. Everything else (title, theme, CSS, _toc.yml, prose) rebuilds pages without executing;
+   a change in the package's code also starts Sphinx from a fresh environment, since Sphinx does
+   not notice that its extensions (tipline.sphinx) changed.
+3. Stale chapters execute in a pool of TIPLINE_WORKERS kernels (default: one per core), longest
+   first, one progress line each; their outputs go into jupyter-cache, then their record.
+   Meanwhile Sphinx starts and waits (tipline.cache is also a Sphinx extension) until every
+   output is cached, then builds the site from the cache into _build/.work without executing.
+4. Only when everything succeeded is the new site copied beside _build/html and swapped in by
+   two renames with SIGINT/SIGTERM blocked. A failed build (bad data, a failing chapter, a
+   Sphinx warning) removes _build/html, so nothing stale stays published; an interrupted build
+   (SIGINT, SIGTERM) leaves the previous site exactly as it was.
 """
 from __future__ import annotations
 
@@ -22,109 +37,494 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from .data import DATA, DataError, load_all, package
-
-# paths of the book being built: the Makefile runs this from the book's folder
-BOOK = Path.cwd()
+BOOK = Path.cwd()  # the Makefile runs this from the book's folder
 BUILD = BOOK / "_build"
-STATE = BUILD / ".inputs.json"
+SITE = BUILD / "html"
+WORK = BUILD / ".work"  # Sphinx's own tree (doctrees, html), reused between builds
+DIRTY = WORK / "BUILDING"  # present while Sphinx writes: an interrupted tree is not reused
+RECORDS = BUILD / ".records"
 DEPS = BUILD / ".deps"
-CACHE = BUILD / ".jupyter_cache"
+STATE = BUILD / ".inputs.json"
 CHAPTERS = BOOK / "chapters"
-# everything that can change any chapter's output without changing its code
-CODE = sorted((BOOK / "tipline").glob("*.py")) + [BOOK / name for name in (
-    "_config.yml", "_toc.yml", "requirements.txt", "CITATION.cff", "scripts/benchmark.json")]
+# files a chapter's code may read by name, beside data/ (which tipline.data tracks)
+NAMED_FILES = {"benchmark.json": "scripts/benchmark.json", "CITATION.cff": "CITATION.cff"}
+# every file the site is made from: when none changed and no chapter is stale, nothing is built
+SITE_INPUTS = ["chapters", "_static", "data", "tipline", "_config.yml", "_toc.yml", "references.bib",
+               "CITATION.cff", "requirements.txt", "pyproject.toml", "scripts/benchmark.json"]
+PROBE = ("import sys as _s, json as _j\n"
+         "print(_j.dumps(sorted({getattr(m, '__file__', None) or '' for m in list(_s.modules.values())})))")
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+class Failed(Exception):
+    """The build cannot publish: bad data, a failing chapter or a Sphinx warning."""
 
 
-def _pages() -> str:
-    """Everything else Sphinx reads: chapters (code and prose), styles, the bibliography."""
-    paths = sorted(CHAPTERS.glob("*")) + sorted((BOOK / "_static").glob("*")) + [BOOK / "references.bib"]
-    return hashlib.sha256(b"".join(p.name.encode() + _digest(p).encode() for p in paths if p.is_file())).hexdigest()
+class Interrupted(Exception):
+    pass
 
 
-def fingerprint() -> dict:
-    files = {resource["name"]: _digest(DATA / resource["path"]) for resource in package()["resources"]}
-    code = hashlib.sha256(b"".join(_digest(p).encode() for p in CODE if p.exists())).hexdigest()
-    return {"code": code, "schema": _digest(DATA / "datapackage.json"), "datasets": files, "pages": _pages()}
+STORE = threading.Lock()  # held while a chapter's outputs and record are written
 
 
-UP_TO_DATE = 10  # exit status: nothing changed since the last successful build
+def _hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def _drop_everything() -> None:
-    for name in (".jupyter_cache", "html", "jupyter_execute", ".doctrees", ".deps"):
-        shutil.rmtree(BUILD / name, ignore_errors=True)
+def _file(path: Path) -> str:
+    return _hash(path.read_bytes()) if path.is_file() else "missing"
 
 
-def _drop_chapter(chapter: Path) -> None:
-    """Forget one chapter's cached outputs and make Sphinx read it again."""
-    if CACHE.exists():
-        import nbformat
-        from jupyter_cache import get_cache
-
-        cache = get_cache(str(CACHE))
-        try:
-            record = cache.match_cache_notebook(nbformat.read(chapter, as_version=4))
-            cache.remove_cache(record.pk)
-        except KeyError:
-            pass
-    os.utime(chapter)
+def _say(text: str, stream=sys.stdout) -> None:
+    print(text, file=stream, flush=True)
 
 
-def stale_chapters(old: dict, new: dict) -> list[Path] | None:
-    """The chapters to re-execute, or None when everything must be rebuilt."""
-    if not old or old.get("code") != new["code"] or old.get("schema") != new["schema"]:
-        return None
-    changed = {name for name, digest in new["datasets"].items() if old["datasets"].get(name) != digest}
-    stale = []
-    for chapter in sorted(CHAPTERS.glob("*.ipynb")):
-        record = DEPS / f"{chapter.stem}.txt"
-        used = set(record.read_text().split()) if record.exists() else None
-        if used is None or used & changed:
-            stale.append(chapter)
-    return stale
+# ---------------------------------------------------------------- what each chapter depends on
+
+def _config() -> dict:
+    import yaml
+
+    return yaml.safe_load((BOOK / "_config.yml").read_text()) or {}
 
 
-def prepare() -> str | None:
-    """Validate, then drop what is stale; None when the published site is already current."""
-    load_all()  # raises DataError naming file, line and column
-    new = fingerprint()
-    old = json.loads(STATE.read_text()) if STATE.exists() else {}
-    if old == new and (BUILD / "html" / "index.html").exists():
-        return None
-    stale = stale_chapters(old, new)
-    if stale is None:
-        _drop_everything()
-        return "inputs changed: re-executing every chapter" if old else "first build: executing every chapter"
+def settings() -> str:
+    """Inputs of every chapter's outputs that are not recorded per chapter."""
+    from .data import DATA
+
+    execute = json.dumps(_config().get("execute", {}), sort_keys=True)
+    parts = [execute, sys.version, _file(BOOK / "requirements.txt"), _file(DATA / "datapackage.json")]
+    return _hash("\n".join(parts).encode())
+
+
+def code_hash(notebook) -> str:
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    kernel = notebook.metadata.get("kernelspec", {}).get("name", "")
+    return _hash(json.dumps([kernel, code]).encode())
+
+
+def _dataset_files() -> dict[str, Path]:
+    from .data import DATA, package
+
+    return {resource["name"]: DATA / resource["path"] for resource in package()["resources"]}
+
+
+def stale_reason(chapter: Path, notebook, record: dict | None, datasets: dict[str, Path], shared: str,
+                 cached: bool) -> str | None:
+    """Why `chapter` must execute again, or None when its cached outputs are current."""
+    if record is None:
+        return "never executed"
+    if record.get("code") != code_hash(notebook):
+        return "code changed"
+    if record.get("settings") != shared:
+        return "settings changed"
+    changed = [name for name, digest in record.get("datasets", {}).items()
+               if name not in datasets or _file(datasets[name]) != digest]
+    if changed:
+        return "data changed: " + ", ".join(sorted(changed))
+    changed = [name for name, digest in {**record.get("modules", {}), **record.get("files", {})}.items()
+               if _file(BOOK / name) != digest]
+    if changed:
+        return "changed: " + ", ".join(sorted(changed))
+    if not cached:
+        return "outputs not in the cache"
+    return None
+
+
+def _cache():
+    from jupyter_cache import get_cache
+
+    path = _config().get("execute", {}).get("cache") or "_build/.jupyter_cache"
+    return get_cache(str(BOOK / path))
+
+
+
+
+# ---------------------------------------------------------------- executing chapters
+
+def _kernel_manager(folder: str):
+    """Kernels talk over Unix sockets in a private folder: no TCP ports, no plain-text warning."""
+    from jupyter_client.manager import KernelManager
+    from traitlets import CaselessStrEnum, default
+
+    class LocalKernel(KernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _ip_default(self):
+            return os.path.join(folder, uuid.uuid4().hex[:12])
+
+    return LocalKernel
+
+
+def execute(chapter: Path, kernel_manager, timeout: int) -> tuple[object, dict, float]:
+    """Run one chapter in a fresh kernel; return the executed notebook, what it used, the time."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(chapter, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
+    start = time.perf_counter()
+    try:
+        # "immediate": the outputs are in; a graceful shutdown would idle half a second per chapter
+        NotebookClient(notebook, timeout=timeout, allow_errors=False, record_timing=False, shutdown_kernel="immediate",
+                       kernel_manager_class=kernel_manager, resources={"metadata": {"path": str(chapter.parent)}}
+                       ).execute()
+    except (CellExecutionError, CellTimeoutError) as error:
+        raise Failed(f"chapter {chapter.stem} failed after {time.perf_counter() - start:.1f} s:\n{error}") from None
+    seconds = time.perf_counter() - start
+    probe = notebook.cells.pop()
+    loaded = json.loads("".join(o.get("text", "") for o in probe.outputs if o.get("name") == "stdout"))
+    modules = {}
+    for name in loaded:
+        path = Path(name)
+        if path.is_file() and path.is_relative_to(BOOK) and ".venv" not in path.relative_to(BOOK).parts:
+            modules[path.relative_to(BOOK).as_posix()] = _file(path)
+    return notebook, modules, seconds
+
+
+def _record_path(chapter: Path) -> Path:
+    return RECORDS / f"{chapter.stem}.json"
+
+
+def store(cache, chapter: Path, executed, modules: dict, seconds: float, datasets: dict[str, Path],
+          shared: str, before: dict[str, str]) -> None:
+    """Outputs into jupyter-cache, then the record: an interrupt between the two leaves no record,
+    so the chapter simply executes again."""
+    from jupyter_cache.base import CacheBundleIn
+
+    _record_path(chapter).unlink(missing_ok=True)
+    cached = cache.cache_notebook_bundle(CacheBundleIn(executed, str(chapter), data={"execution_seconds": seconds}),
+                                         check_validity=False, overwrite=True)
+    deps = DEPS / f"{chapter.stem}.txt"
+    # a chapter that never called chapter("NAME") recorded nothing: count it as reading everything
+    read = deps.read_text().split() if deps.exists() else list(before)
+    code = "\n".join(cell.source for cell in executed.cells if cell.cell_type == "code")
+    record = {
+        "code": code_hash(executed),
+        "settings": shared,
+        # the hashes taken before execution started: a CSV edited meanwhile makes the record stale
+        "datasets": {name: before[name] for name in sorted(set(read)) if name in before},
+        "modules": modules,
+        "files": {path: _file(BOOK / path) for name, path in NAMED_FILES.items() if name in code},
+        "seconds": round(seconds, 2),
+        # checked by its existence, so a build with nothing to execute never opens the cache database
+        "outputs": os.path.relpath(cache._get_notebook_path_cache(cached.hashkey), BOOK),
+    }
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    temporary = _record_path(chapter).with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
+    temporary.replace(_record_path(chapter))
+
+
+# ---------------------------------------------------------------- Sphinx, publishing
+
+def sphinx_waits(app, env, docnames) -> None:
+    """Sphinx extension hook: hold reading until the build's executions are all cached."""
+    go = os.environ.get("TIPLINE_WAIT")
+    while go and not Path(go).exists():
+        time.sleep(0.05)
+
+
+def setup(app):
+    app.connect("env-before-read-docs", sphinx_waits)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def _jupyter_book() -> str:
+    return str(Path(sys.executable).parent / "jupyter-book")
+
+
+def start_sphinx(go: Path, log: Path) -> subprocess.Popen:
+    if DIRTY.exists():  # the last Sphinx run was interrupted: its tree is not trusted
+        shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    DIRTY.touch()
+    env = dict(os.environ, TIPLINE_WAIT=str(go), PYTHONUNBUFFERED="1")
+    command = [_jupyter_book(), "build", "-n", "-W", "--keep-going", "--path-output", str(WORK), "."]
+    with log.open("w") as handle:
+        return subprocess.Popen(command, cwd=BOOK, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+BUNDLE_SCRIPT = ("import os, sys, vl_convert\n"
+                 "temporary = sys.argv[1] + '.part'\n"
+                 "open(temporary, 'w').write(vl_convert.javascript_bundle())\n"
+                 "os.replace(temporary, sys.argv[1])\n")
+
+
+def prepare_chart_bundle() -> None:
+    """Bundle vega for tipline.sphinx while the chapters execute, into the file where it keeps the
+    bundle between builds: otherwise a cold build makes it at the very end, on one core. If the
+    file is not complete in time, tipline.sphinx simply makes it itself."""
+    from importlib.metadata import version
+
+    bundle = WORK / "_build" / f".vega-bundle-{version('vl-convert-python')}.js"
+    if not bundle.exists():
+        bundle.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.Popen([sys.executable, "-c", BUNDLE_SCRIPT, str(bundle)], cwd=BOOK)
+
+
+def publish() -> None:
+    """Replace _build/html by the new site in two renames that no SIGINT/SIGTERM can split."""
+    new, old = BUILD / ".html-new", BUILD / ".html-old"
+    shutil.rmtree(new, ignore_errors=True)
+    shutil.copytree(WORK / "_build" / "html", new)
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        if SITE.exists():
+            SITE.rename(old)
+        new.rename(SITE)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover() -> None:
+    """After a build killed without warning (SIGKILL, power) between the two renames."""
+    old = BUILD / ".html-old"
+    if old.exists() and not SITE.exists():
+        old.rename(SITE)
+    for leftover in (old, BUILD / ".html-new"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def site_inputs() -> str:
+    digest = hashlib.sha256()
+    for name in SITE_INPUTS:
+        path = BOOK / name
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.relative_to(BOOK).as_posix().encode() + _file(file).encode())
+    return digest.hexdigest()
+
+
+def extensions() -> str:
+    """The code Sphinx runs but does not watch: the book's extensions and the pinned packages."""
+    files = sorted((BOOK / "tipline").glob("*.py")) + [BOOK / "requirements.txt"]
+    return _hash("".join(_file(path) for path in files).encode())
+
+
+def write_bibliography() -> None:
+    """references.bib from data/sources.csv (python -m tipline.bib), when either has changed."""
+    from . import bib
+    from .data import DATA
+
+    target, seen = BOOK / "references.bib", BUILD / ".bib-inputs"
+    inputs = _hash("".join(_file(p) for p in (DATA / "sources.csv", Path(bib.__file__), target)).encode())
+    if seen.exists() and seen.read_text() == inputs:
+        return
+    text = bib.render()
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+        _say("references.bib regenerated from data/sources.csv")
+        inputs = _hash("".join(_file(p) for p in (DATA / "sources.csv", Path(bib.__file__), target)).encode())
+    seen.write_text(inputs)
+
+
+# ---------------------------------------------------------------- the build
+
+def build() -> int:
+    import nbformat
+
+    from .data import DataError, load_all
+
+    started = time.perf_counter()
+    BUILD.mkdir(exist_ok=True)
+    recover()
+    try:
+        load_all()
+    except DataError as error:
+        raise Failed(f"invalid data: {error}") from None
+    write_bibliography()
+
+    datasets = _dataset_files()
+    before = {name: _file(path) for name, path in datasets.items()}
+    shared = settings()
+    chapters = sorted(CHAPTERS.glob("*.ipynb"))
+    stale, seconds = {}, {}
+    for chapter in chapters:
+        notebook = nbformat.read(chapter, as_version=4)
+        path = _record_path(chapter)
+        record = json.loads(path.read_text()) if path.exists() else None
+        cached = bool(record and record.get("outputs") and (BOOK / record["outputs"]).is_file())
+        reason = stale_reason(chapter, notebook, record, datasets, shared, cached)
+        if reason:
+            stale[chapter] = reason
+            # without a timing yet, the largest notebooks are taken to be the slowest
+            seconds[chapter] = (record or {}).get("seconds", chapter.stat().st_size / 1e6)
+    inputs = {"site": site_inputs(), "extensions": extensions()}
+    try:
+        old = json.loads(STATE.read_text()) if STATE.exists() else {}
+    except ValueError:
+        old = {}
+    if not stale and SITE.joinpath("index.html").exists() and old == inputs:
+        _say("nothing changed since the last build: _build/html is up to date")
+        return 0
+    if old.get("extensions") != inputs["extensions"]:
+        shutil.rmtree(WORK, ignore_errors=True)  # Sphinx does not notice its extensions' code change
+    _say(f"{len(chapters)} chapters: {len(stale)} to execute, {len(chapters) - len(stale)} from the cache")
+    for reason in sorted(set(stale.values())):
+        _say(f"  {reason}: " + ", ".join(c.stem for c, why in stale.items() if why == reason))
     for chapter in stale:
-        _drop_chapter(chapter)
-    if not stale:
-        return "data unchanged: cached chapters reused"
-    return "data changed: re-executing " + ", ".join(c.stem for c in stale)
+        os.utime(chapter)  # Sphinx reads a chapter again only when its file is newer
+    STATE.unlink(missing_ok=True)
+
+    runtime = Path(tempfile.mkdtemp(prefix="tipline-"))
+    go = runtime / "go"
+    log = BUILD / "sphinx.log"
+    # the book's own package, not whichever copy is installed, in the kernels and in Sphinx
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(BOOK)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    os.environ["TIPLINE_DEPS"] = str(DEPS)
+    sphinx = start_sphinx(go, log)
+    prepare_chart_bundle()
+    try:
+        workers = int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1)
+        timeout = int(_config().get("execute", {}).get("timeout", 180))
+        order = sorted(stale, key=lambda c: -seconds[c])  # longest first: no long chapter runs alone at the end
+        kernel = _kernel_manager(str(runtime))
+        cache = _cache() if order else None
+        done, total = 0, 0.0
+        executing = time.perf_counter()
+
+        def run(chapter: Path) -> None:
+            nonlocal done, total
+            (DEPS / f"{chapter.stem}.txt").unlink(missing_ok=True)
+            executed, modules, took = execute(chapter, kernel, timeout)
+            with STORE:
+                store(cache, chapter, executed, modules, took, datasets, shared, before)
+                done += 1
+                total += took
+                _say(f"executing {done}/{len(order)} {chapter.stem} ... {took:.1f} s")
+
+        if order:
+            pool = ThreadPoolExecutor(max_workers=max(1, workers))
+            try:
+                futures = [pool.submit(run, chapter) for chapter in order]
+                wait(futures, return_when=FIRST_EXCEPTION)
+                for future in futures:
+                    if future.done() and future.exception():
+                        raise future.exception()
+            finally:  # on a failure or an interrupt, do not wait for the chapters still running
+                pool.shutdown(wait=False, cancel_futures=True)
+            _say(f"executed {len(order)} chapters in {time.perf_counter() - executing:.1f} s on {workers} workers "
+                 f"(the chapters' own times add up to {total:.1f} s)")
+        go.touch()
+        pages = time.perf_counter()
+        while sphinx.poll() is None:
+            time.sleep(0.05)
+        if sphinx.returncode != 0:
+            lines = log.read_text().splitlines(True)
+            problems = [line for line in lines if "WARNING" in line or "ERROR" in line]
+            raise Failed("Sphinx failed (warnings are errors; full log in _build/sphinx.log):\n"
+                         + "".join(problems[:40]) + "".join(lines[-15:]))
+        _say(f"built the pages in {time.perf_counter() - pages:.1f} s")
+        DIRTY.unlink()
+        publish()
+    finally:
+        if sphinx.poll() is None:
+            sphinx.kill()
+            sphinx.wait()
+        shutil.rmtree(runtime, ignore_errors=True)
+    STATE.write_text(json.dumps(inputs))
+    _say(f"published _build/html in {time.perf_counter() - started:.1f} s")
+    return 0
 
 
-def record() -> None:
-    STATE.parent.mkdir(parents=True, exist_ok=True)
-    STATE.write_text(json.dumps(fingerprint(), indent=1, sort_keys=True))
+def notebooks(chapters: list[Path]) -> int:
+    """Execute chapters in place on every core (for committing their outputs: nbval compares them)."""
+    import nbformat
+
+    runtime = tempfile.mkdtemp(prefix="tipline-")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(BOOK)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    kernel = _kernel_manager(runtime)
+    timeout = int(_config().get("execute", {}).get("timeout", 180))
+    lock, done = threading.Lock(), 0
+
+    def run(chapter: Path) -> None:
+        nonlocal done
+        executed, _, took = execute(chapter, kernel, timeout)
+        nbformat.write(executed, chapter)
+        with lock:
+            done += 1
+            _say(f"executing {done}/{len(chapters)} {chapter.stem} ... {took:.1f} s")
+
+    pool = ThreadPoolExecutor(max_workers=int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1))
+    try:
+        futures = [pool.submit(run, chapter) for chapter in chapters]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and future.exception():
+                raise future.exception()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(runtime, ignore_errors=True)
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _stop_children() -> None:
+    """Kernels run in their own sessions, so a terminal's Ctrl-C does not reach them."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if "--notebooks" in sys.argv:
+            chosen = [Path(arg).resolve() for arg in sys.argv[1:] if arg.endswith(".ipynb")]
+            return notebooks(chosen or sorted(CHAPTERS.glob("*.ipynb")))
+        try:
+            return build()
+        except (Interrupted, Failed):
+            raise
+        except Exception:  # anything unexpected fails the build the same way, with its traceback
+            import traceback
+
+            raise Failed(traceback.format_exc()) from None
+    except Interrupted as stop:
+        STORE.acquire(timeout=30)  # let a chapter being stored finish: cache and record stay consistent
+        _stop_children()
+        if "--notebooks" in sys.argv:
+            _say(f"interrupted ({stop})", sys.stderr)
+            os._exit(130)
+        shutil.rmtree(WORK, ignore_errors=True)
+        _say(f"interrupted ({stop}): nothing was published, the previous site in _build/html is unchanged", sys.stderr)
+        status = 130
+    except Failed as error:
+        STORE.acquire(timeout=30)
+        _stop_children()
+        _say(str(error), sys.stderr)
+        if "--notebooks" in sys.argv:
+            os._exit(1)
+        shutil.rmtree(SITE, ignore_errors=True)
+        shutil.rmtree(WORK, ignore_errors=True)
+        STATE.unlink(missing_ok=True)
+        _say("BUILD FAILED: nothing was published", sys.stderr)
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # do not wait for worker threads whose kernels were just stopped
 
 
 if __name__ == "__main__":
-    try:
-        if "--record" in sys.argv:
-            record()
-        else:
-            status = prepare()
-            if status is None:
-                print("nothing changed since the last build: _build/html is up to date")
-                sys.exit(UP_TO_DATE)
-            print(status)
-    except DataError as error:
-        print(f"invalid data: {error}", file=sys.stderr)
-        sys.exit(1)
+    sys.exit(main())
