@@ -10,6 +10,16 @@
   window.addEventListener("beforeprint", function () {
     document.querySelectorAll("details.tipline-chart-data").forEach(function (details) { details.open = true; });
   });
+  // a table wider than its box scrolls; keyboard users need to reach the scroll region
+  window.addEventListener("load", function () {
+    document.querySelectorAll("div.cell_output div.output.text_html").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth + 1 && box.querySelector("table")) {
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", "Table (scrolls sideways)");
+      }
+    });
+  });
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-tipline-action]");
     if (button && actions[button.getAttribute("data-tipline-action")]) {
