@@ -283,7 +283,7 @@ def main() -> None:
     run = sum(executed.values())
     result = {
         "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": {**machine(), "load_average": round(load, 1)},
+        "machine": {**machine(), "load_average": round(load, 1), "load_average_end": round(os.getloadavg()[0], 1)},
         "seconds": {"cold_build": round(cold, 1), "noop_rebuild": round(noop, 1), "one_csv_rebuild": round(one_csv, 1),
                     "title_rebuild": round(title, 1), "cold_build_cpu": round(cold_cpu, 1),
                     "empty_book": round(empty, 1), "executions": round(run, 1), "tests": None if tests is None else round(tests, 1)},
