@@ -18,15 +18,13 @@ from urllib.parse import urlparse
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 # Debian's Chromium (what .ci/run installs); TIPLINE_CHROMIUM points elsewhere, e.g. to the
 # Google Chrome that GitHub's Ubuntu runners ship
-CHROMIUM = Path(os.environ.get("TIPLINE_CHROMIUM", "/usr/bin/chromium"))
+from conftest import CHROMIUM, _Quiet  # noqa: E402  (one definition of the browser and the quiet server)
+
 SHOTS = ROOT / "_build" / "screenshots"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 # On a developer's machine without Chromium the browser checks are skipped with a reason; in CI
 # (CI=true) they run and fail, so a missing browser can never pass as a green build.
@@ -40,27 +38,7 @@ AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
 BLOCKING = ("serious", "critical")  # the axe impacts that fail a test
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def server(built_site):
-    handler = functools.partial(_Quiet, directory=str(built_site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
+# the `server` and `browser` fixtures are the session's (tests/conftest.py): one Chromium per test process
 
 
 def _open(browser, url, width=1280):

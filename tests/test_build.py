@@ -78,8 +78,9 @@ def test_an_edited_csv_changes_prose_tables_and_charts(built_site, tmp_path):
     assert "02_reporters" not in ran and "05_platforms_policy" not in ran, ran
     html = page.read_text()
     assert "826,361" in html and "816,361" not in html, "prose still shows the old value"
-    specs = re.findall(r'tiplineEmbed\("[^"]+", (\{.*?\})\);</script>', html)
-    values = [row.get("reports") for spec in specs for data in json.loads(spec.replace("<\\/", "</")).get("datasets", {}).values() for row in data]
+    from tipline.charts import specs as chart_specs
+
+    values = [row.get("reports") for spec in chart_specs(html).values() for data in spec.get("datasets", {}).values() for row in data]
     assert 826361 in values and 816361 not in values, "chart data still shows the old value"
     summary = (repo / "_build" / "html" / "chapters" / "summary.html").read_text()
     assert "826,361" in summary
@@ -108,7 +109,8 @@ def test_no_broken_internal_links(built_site):
             parts = urlparse(link)
             if parts.scheme or link.startswith(("#", "mailto:", "//")) or not parts.path:
                 continue
-            target = (page.parent / unquote(parts.path)).resolve()
+            # the 404 page is served at any address, so its links are absolute from the site's root
+            target = ((built_site if parts.path.startswith("/") else page.parent) / unquote(parts.path).lstrip("/")).resolve()
             if not target.exists():
                 broken.append(f"{page.relative_to(built_site)} -> {link}")
     assert not broken, "\n".join(broken[:20])
@@ -219,7 +221,7 @@ def test_a_title_change_rebuilds_pages_without_executing_and_an_interrupted_sphi
     config = repo / "_config.yml"
     config.write_text(re.sub(r'^title: .*$', 'title: "A retitled book"', config.read_text(), flags=re.M))
     # no chapter executes, so the signal arrives while Sphinx reads and writes the pages
-    status, output = _interrupt(repo, "14 chapters: 0 to execute", signal.SIGINT, sphinx_log="reading sources")
+    status, output = _interrupt(repo, " chapters: 0 to execute", signal.SIGINT, sphinx_log="reading sources")
     assert status != 0 and "interrupted (SIGINT)" in output, output[-3000:]
     assert _snapshot(site) == before, "the interrupted build changed the published site"
     result = make_book(repo)

@@ -190,7 +190,7 @@ def test_last_updated_comes_from_the_repository_history(tmp_path):
 
 # --- in the browser -------------------------------------------------------------------------------
 
-from test_browser import NO_BROWSER, SHOTS, _open, _wait_for_charts, browser, server  # noqa: E402,F401
+from test_browser import NO_BROWSER, SHOTS, _open, _wait_for_charts  # noqa: E402
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
@@ -219,7 +219,7 @@ def test_every_chart_exports_png_and_svg_with_its_caption_and_source(built_site,
                     assert content.startswith(b"\x89PNG") and len(content) > 2000, f"{name}: PNG export"
                 else:
                     text = content.decode("utf-8")
-                    assert text.lstrip().startswith("<svg") and "Source:" in text, f"{name}: SVG export lacks its source"
+                    assert text.lstrip().startswith("<svg") and re.search(r"Sources?:", text), f"{name}: SVG export lacks its source"
                     words = re.sub(r"<[^>]+>", " ", text)
                     assert caption.split(":")[0] in words, f"{name}: SVG export lacks its figure number"
                 exported += 1
@@ -356,6 +356,9 @@ def test_citation_cff_follows_the_published_schema():
 # --- lighter pages ---------------------------------------------------------------------------------
 
 TEXT_PAGE_MB, CHART_PAGE_MB = 0.25, 0.45  # gzipped bytes a first-time reader downloads (issue 14's goals)
+# The one page allowed over its goal, and why (Appendix B says so too): the model chapter shows
+# about 40 KB of its own code under "Show code cell source", about 30 KB compressed.
+OVER_GOAL = {"best_inference": 0.50}
 
 
 def test_the_icon_font_keeps_every_icon_the_site_draws(built_site):
@@ -417,7 +420,7 @@ def test_pages_are_light(built_site, browser):  # noqa: F811
             charts = _wait_for_charts(page)
             page.wait_for_load_state("networkidle")
             megabytes = sum(sizes) / 1e6
-            limit = CHART_PAGE_MB if charts else TEXT_PAGE_MB
+            limit = OVER_GOAL.get(name, CHART_PAGE_MB if charts else TEXT_PAGE_MB)
             if megabytes > limit:
                 heavy.append(f"{name}: {megabytes:.3f} MB (goal {limit} MB)")
             assert megabytes > 0.05, f"{name}: implausibly light, {megabytes:.3f} MB: the measurement is broken"

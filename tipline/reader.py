@@ -97,6 +97,8 @@ def _figures(app, doctree, docname) -> None:
         caption["classes"].append("tipline-figure-caption")
         source_text = html.unescape(TAG.sub("", source.astext())) if source is not None else ""
         source_text = re.sub(r"\s*Data: \S+\.csv\.\s*$", "", " ".join(source_text.split()))
+        # the note reads "Sources (n) ..." on the page (a disclosure); an exported image says "Sources:"
+        source_text = re.sub(r"^Sources? \((\d+)\)\s*", lambda m: "Source: " if m.group(1) == "1" else "Sources: ", source_text)
         attributes = (f'<div class="tipline-figure-anchor" id="{anchor}"></div>\n'
                       f'<div class="tipline-chart" id="{chart_id}" data-figure="{anchor}" '
                       f'data-caption="{html.escape(f"{label}: {words}" if words else label, quote=True)}" '
