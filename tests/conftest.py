@@ -47,8 +47,10 @@ def copy_built(built_site: Path, target: Path) -> Path:
     return target
 
 
-def book_command(repo: Path) -> tuple[list[str], dict]:
-    env = dict(os.environ, TIPLINE_DATA=str(repo / "data"))
+def book_command(repo: Path, pdf: bool = False) -> tuple[list[str], dict]:
+    """`make book` for a copy; only the session's shared build prints the PDF (25-40 s of Chromium),
+    which tests of rebuilt copies never look at."""
+    env = dict(os.environ, TIPLINE_DATA=str(repo / "data"), TIPLINE_PDF="1" if pdf else "0")
     env.pop("PYTHONPATH", None)
     # -o: never (re)install into the shared virtual environment from a temporary copy
     return ["make", "-o", f"{VENV}/bin/jupyter-book", "book", f"VENV={VENV}"], env
@@ -66,7 +68,7 @@ def _start_shared_build(folder: Path) -> None:
         if (folder / "started").exists():
             return
         repo = copy_repo(folder / "book")
-        command, env = book_command(repo)
+        command, env = book_command(repo, pdf=True)
         shell = f'{" ".join(command)} > ../build.log 2>&1; echo $? > ../status.tmp; mv ../status.tmp ../status'
         process = subprocess.Popen(["sh", "-c", shell], cwd=repo, env=env, start_new_session=True)
         (folder / "pid").write_text(str(process.pid))

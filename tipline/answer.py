@@ -66,7 +66,6 @@ def bottom_up_mode_probability(result: funnels.Result) -> float:
     """Posterior probability, for the mean task force, that a tip never opened as an investigation
     is more common than one opened without an arrest: P(mu_inv < (1 + mu_arrest) / 2), with
     mu_arrest at its posterior median (it is small, so its uncertainty barely moves the line)."""
-    import numpy as np
     from scipy.special import expit
 
     investigations, arrests = result.fits["investigations"], result.fits["arrests"]
