@@ -125,7 +125,7 @@ def floor(work: Path) -> float:
     """An empty book with the same configuration and extensions: the fixed cost of a build."""
     empty = work / "empty"
     empty.mkdir()
-    for name in ("_config.yml", "references.bib"):
+    for name in ("_config.yml", "references.bib", "CITATION.cff"):
         shutil.copy2(ROOT / name, empty / name)
     shutil.copytree(ROOT / "_static", empty / "_static")
     (empty / "data").mkdir()

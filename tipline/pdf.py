@@ -7,8 +7,9 @@ every chart as SVG and Chromium prints SVG as vector paths, so charts stay sharp
 page is printed on its own (charts drawn, data tables opened), then pypdf joins them in the order
 of the table of contents with one bookmark per page.
 
-Called at the end of every HTML build (tipline.reader); set TIPLINE_PDF=0 to skip it. Without a
-browser the book is built without a PDF, and the pages do not link to one.
+Called at the end of an HTML build (tipline.reader) when TIPLINE_PDF=1: the Pages workflow and the
+test suite's shared build set it; an author's `make book` skips the 25-40 s of printing. Without it,
+or without a browser, the book is built without a PDF and the pages do not link to one.
 """
 from __future__ import annotations
 
@@ -78,4 +79,4 @@ def make(site: Path, names: list[str]) -> Path:
 
 
 def wanted() -> bool:
-    return os.environ.get("TIPLINE_PDF", "1") != "0" and CHROMIUM.exists()
+    return os.environ.get("TIPLINE_PDF", "0") == "1" and CHROMIUM.exists()

@@ -302,7 +302,7 @@ def _pdf(app, exception) -> None:
         made = True
     else:
         (outdir / pdf.NAME).unlink(missing_ok=True)
-        logging.getLogger(__name__).info("no PDF of the book: TIPLINE_PDF=0 or no browser at %s", pdf.CHROMIUM)
+        logging.getLogger(__name__).info("no PDF of the book: TIPLINE_PDF is not 1, or no browser at %s", pdf.CHROMIUM)
     for page in outdir.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         if PDF_LINK not in text:
