@@ -88,6 +88,9 @@ def synthetic(work: Path, chapters: int) -> Path:
         original = LINK_FREE[number % len(LINK_FREE)]
         name = f"s{number:02d}_{original}"
         notebook = originals[original]
+        for cell in notebook.cells:  # links to chapters the synthetic book lacks become plain text
+            if cell.cell_type == "markdown":
+                cell.source = re.sub(r"\[([^\]]+)\]\([^)]*\.(?:ipynb|md)(?:#[^)]*)?\)", r"\1", cell.source)
         first = notebook.cells[0]
         saved = first.source
         first.source = saved.replace(f'chapter("{original}")', f'chapter("{name}")')
@@ -127,6 +130,11 @@ def floor(work: Path) -> float:
     empty.mkdir()
     for name in ("_config.yml", "references.bib", "CITATION.cff"):
         shutil.copy2(ROOT / name, empty / name)
+    # sphinx-notfound-page cannot render its 404 page in a book of one page without a table of
+    # contents (the theme finds no navigation to parse); the page it adds costs a fraction of a second
+    config = empty / "_config.yml"
+    config.write_text(config.read_text().replace("    - notfound.extension\n", ""))
+    (empty / "_extra").mkdir()  # html_extra_path (the real book publishes data/ from it)
     shutil.copytree(ROOT / "_static", empty / "_static")
     (empty / "data").mkdir()
     shutil.copy2(ROOT / "data" / "sources.csv", empty / "data" / "sources.csv")

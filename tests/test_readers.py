@@ -384,28 +384,12 @@ def test_unused_icon_rules_go_and_used_ones_stay():
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
 def test_pages_are_light(built_site, browser):  # noqa: F811
     import functools
-    import gzip
     import http.server
+    import sys
     import threading
 
-    class Compressing(http.server.SimpleHTTPRequestHandler):
-        """Serves text gzip-compressed, as GitHub Pages does."""
-
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            path = __import__("pathlib").Path(self.translate_path(self.path))
-            if path.is_file() and path.suffix in {".html", ".js", ".css", ".json", ".svg", ".csv"}:
-                body = gzip.compress(path.read_bytes())
-                self.send_response(200)
-                self.send_header("Content-Type", self.guess_type(str(path)))
-                self.send_header("Content-Encoding", "gzip")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            else:
-                super().do_GET()
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench import Compressing  # the same compressing server `make bench` measures with
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Compressing, directory=str(built_site)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
