@@ -90,7 +90,9 @@ def synthetic(work: Path, chapters: int) -> Path:
         notebook = originals[original]
         for cell in notebook.cells:  # links to chapters the synthetic book lacks become plain text
             if cell.cell_type == "markdown":
-                cell.source = re.sub(r"\[([^\]]+)\]\([^)]*\.(?:ipynb|md)(?:#[^)]*)?\)", r"\1", cell.source)
+                cell.source = re.sub(r"\[([^\]]+)\]\((?:[^)]*\.(?:ipynb|md))?(?:#[^)]*)?\)", r"\1", cell.source)
+                # copies of one chapter would declare the same targets: a duplicate label fails -W
+                cell.source = re.sub(r"^\([A-Za-z0-9_-]+\)=[ \t]*\n?", "", cell.source, flags=re.M)
         first = notebook.cells[0]
         saved = first.source
         first.source = saved.replace(f'chapter("{original}")', f'chapter("{name}")')
