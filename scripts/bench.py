@@ -288,8 +288,14 @@ def main() -> None:
     tests = tests_passed = None
     if not options.no_tests:
         start = time.perf_counter()
-        tests_passed = subprocess.run(["make", "test"], cwd=ROOT, capture_output=True).returncode == 0
+        finished = subprocess.run(["make", "test"], cwd=ROOT, capture_output=True, text=True)
         tests = time.perf_counter() - start
+        tests_passed = finished.returncode == 0
+        # a failed run says which tests failed (the benchmark records only pass or fail)
+        (ROOT / "_build").mkdir(exist_ok=True)
+        (ROOT / "_build" / "bench-tests.log").write_text(finished.stdout[-20000:] + finished.stderr[-5000:])
+        if not tests_passed:
+            print("make test failed during the benchmark; its output is in _build/bench-tests.log")
     run = sum(executed.values())
     result = {
         "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
