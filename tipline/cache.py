@@ -388,7 +388,7 @@ def build() -> int:
     sphinx = start_sphinx(go, log)
     prepare_chart_bundle()
     try:
-        workers = int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1)
+        workers = worker_count()
         timeout = int(_config().get("execute", {}).get("timeout", 180))
         order = sorted(stale, key=lambda c: -seconds[c])  # longest first: no long chapter runs alone at the end
         kernel = _kernel_manager(str(runtime))
@@ -407,15 +407,7 @@ def build() -> int:
                 _say(f"executing {done}/{len(order)} {chapter.stem} ... {took:.1f} s")
 
         if order:
-            pool = ThreadPoolExecutor(max_workers=max(1, workers))
-            try:
-                futures = [pool.submit(run, chapter) for chapter in order]
-                wait(futures, return_when=FIRST_EXCEPTION)
-                for future in futures:
-                    if future.done() and future.exception():
-                        raise future.exception()
-            finally:  # on a failure or an interrupt, do not wait for the chapters still running
-                pool.shutdown(wait=False, cancel_futures=True)
+            in_parallel(run, order, workers)
             _say(f"executed {len(order)} chapters in {time.perf_counter() - executing:.1f} s on {workers} workers "
                  f"(the chapters' own times add up to {total:.1f} s)")
         go.touch()
@@ -440,6 +432,25 @@ def build() -> int:
     return 0
 
 
+def worker_count() -> int:
+    """Chapters executed at once: one per core unless TIPLINE_WORKERS says otherwise."""
+    return max(1, int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1))
+
+
+def in_parallel(run, chapters: list[Path], workers: int) -> None:
+    """`run(chapter)` for every chapter on `workers` threads; the first failure is raised at once,
+    without waiting for the chapters still running (nor on an interrupt)."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(run, chapter) for chapter in chapters]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and future.exception():
+                raise future.exception()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def notebooks(chapters: list[Path]) -> int:
     """Execute chapters in place on every core (for committing their outputs: nbval compares them)."""
     import nbformat
@@ -458,15 +469,9 @@ def notebooks(chapters: list[Path]) -> int:
             done += 1
             _say(f"executing {done}/{len(chapters)} {chapter.stem} ... {took:.1f} s")
 
-    pool = ThreadPoolExecutor(max_workers=int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1))
     try:
-        futures = [pool.submit(run, chapter) for chapter in chapters]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:
-            if future.done() and future.exception():
-                raise future.exception()
+        in_parallel(run, chapters, worker_count())
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(runtime, ignore_errors=True)
     return 0
 
