@@ -165,7 +165,7 @@ PDF_LINK = "<!--tipline-pdf-->"  # becomes a link to book.pdf once the PDF is ma
 def _page_meta(app, pagename, templatename, context, doctree) -> None:
     if doctree is None or pagename not in app.env.all_docs:
         return
-    record = citation_record(Path(app.srcdir))
+    record = app.tipline_citation  # read and validated once, when the build starts
     date, how = last_updated(Path(app.env.doc2path(pagename)))
     title = app.env.titles[pagename].astext()
     base = str(record.get("url", "")).rstrip("/")
@@ -322,7 +322,8 @@ def _unused_assets(app, pagename, templatename, context, doctree) -> None:
 
 
 def _check_citation(app, config) -> None:
-    citation_record(Path(app.srcdir))  # an invalid CITATION.cff stops the build before anything runs
+    # an invalid CITATION.cff stops the build before anything runs; every page's citation uses this record
+    app.tipline_citation = citation_record(Path(app.srcdir))
 
 
 def setup(app):
