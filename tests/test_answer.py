@@ -42,7 +42,14 @@ def test_answer_has_every_part_the_readme_promises(figures):
         assert _ordered(figures["task_force_predictive"][stage])
     for year in outcomes.years():
         by_definition = figures["top_down"][str(year)]
-        assert set(by_definition) == set(outcomes.DEFINITIONS)
+        # every definition is either modelled or said not to be, with the reason
+        assert set(by_definition) | set(figures["not_modelled"].get(str(year), {})) == set(outcomes.DEFINITIONS)
+        assert outcomes.MAIN in by_definition
+        assert (outcomes.FEDERAL in by_definition) == (outcomes.inputs(year).federal is not None)
+        if outcomes.FEDERAL in by_definition:
+            federal = by_definition[outcomes.FEDERAL]["federal_outcomes"]
+            assert federal["investigations"] > 0 and federal["arrests"] > 0
+            assert _ordered(federal["missing_investigations_to_change_the_answer"])
         for entry in by_definition.values():
             for outcome in outcomes.OUTCOMES:
                 assert _ordered(entry["outcomes"][outcome])

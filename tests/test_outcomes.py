@@ -168,3 +168,72 @@ def test_verdict_wording_never_overstates():
     assert "depends" in outcomes.verdict(pd.Series({"never_investigated": 0.6, "investigated_no_arrest": 0.4, "arrest": 0}))
     assert outcomes.verdict(pd.Series({"never_investigated": 0.4, "investigated_no_arrest": 0.35, "arrest": 0.25})) \
         .startswith("depends on the assumptions")
+
+
+# --- the federal definition: reports sent to federal agencies come with federal outcomes ------------
+
+def _federal_year() -> int:
+    years = [year for year in outcomes.years() if outcomes.FEDERAL in outcomes.definitions(year)]
+    assert years, "no modelled year has HSI counts: the federal definition would never be modelled"
+    return years[-1]
+
+
+def test_the_federal_definition_uses_federal_outcomes():
+    year = _federal_year()
+    given_ = outcomes.inputs(year)
+    assert given_.federal.investigations > 0 and given_.federal.arrests > 0
+    without = outcomes.at(year, outcomes.FEDERAL, share_federal_investigations=0, share_federal_arrests=0)
+    central = outcomes.at(year, outcomes.FEDERAL)
+    every = outcomes.at(year, outcomes.FEDERAL, share_federal_investigations=1, share_federal_arrests=1)
+    # with no HSI case begun by a report, the federal definition is ICAC's cases over more reports
+    values = outcomes.central_setting()
+    investigated = outcomes.reach(given_.investigations, values["share_investigations"], values["reports_per_investigation"],
+                                  given_.growth, values["lag_investigations"])
+    arrested = outcomes.reach(given_.arrests, values["share_arrests"], values["reports_per_arrest"], given_.arrest_growth,
+                              values["lag_arrests"])
+    icac_only = outcomes.outcome_shares(given_.reports[outcomes.FEDERAL], investigated, arrested)
+    assert without["never_investigated"] == pytest.approx(float(icac_only["never_investigated"]))
+    # HSI's cases can only lower the share never investigated and raise the share arrested
+    assert every["never_investigated"] < central["never_investigated"] < without["never_investigated"]
+    assert every["arrest"] > central["arrest"] > without["arrest"]
+
+
+def test_a_year_without_federal_outcomes_is_not_modelled_under_the_federal_definition():
+    for year in outcomes.years():
+        has_federal = outcomes.federal_cases(year) is not None
+        assert (outcomes.FEDERAL in outcomes.definitions(year)) == has_federal
+        assert outcomes.MAIN in outcomes.definitions(year)
+        if not has_federal:
+            with pytest.raises(ValueError, match="no federal outcomes"):
+                outcomes.draw(year, outcomes.FEDERAL, draws=10)
+
+
+def test_federal_terms_leave_the_other_definitions_draws_unchanged():
+    year = _federal_year()
+    main, federal = outcomes.draw(year, draws=2000), outcomes.draw(year, outcomes.FEDERAL, draws=2000)
+    for name in outcomes.PARAMETERS + ("investigations", "arrests"):
+        assert main[name].equals(federal[name]), name
+    priors = outcomes.assumptions()
+    for name in outcomes.FEDERAL_PARAMETERS:
+        assert federal[name].between(priors.loc[name, "low"], priors.loc[name, "high"]).all(), name
+
+
+def test_the_missing_federal_investigations_are_exactly_what_would_change_the_answer():
+    year = _federal_year()
+    frame = outcomes.draw(year, outcomes.FEDERAL, draws=3000)
+    accepted = outcomes.accepted_draws(frame)
+    given_ = outcomes.inputs(year)
+    reach_, arrested = outcomes.cases(given_, outcomes.FEDERAL, accepted, accepted["investigations"], accepted["arrests"])
+    summary = outcomes.missing_investigations(frame, year)
+    assert summary["low"] <= summary["median"] <= summary["high"]
+    # per draw: add the missing reach and never investigated ties with the runner-up; add 1% less and it still leads
+    m, reports = accepted["reports_per_investigation"], given_.reports[outcomes.FEDERAL]
+    bound = np.minimum((reports + arrested) / 2, reports - arrested)
+    missing = np.maximum(0, bound / m - reach_)
+    for scale, leads in ((1.0, False), (0.99, True)):
+        shares = outcomes.outcome_shares(np.full(len(m), reports), (reach_ + scale * missing) * m, arrested)
+        runner_up = np.maximum(shares["investigated_no_arrest"], shares["arrest"])
+        if leads:
+            assert (shares["never_investigated"] > runner_up).all()
+        else:
+            assert (shares["never_investigated"] <= runner_up + 1e-9).all()

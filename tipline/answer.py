@@ -50,7 +50,7 @@ def _bottom_up() -> funnels.Result:
 @lru_cache(maxsize=1)
 def _top_down() -> dict:
     return {(year, definition): outcomes.draw(year, definition)
-            for year in outcomes.years() for definition in outcomes.DEFINITIONS}
+            for year in outcomes.years() for definition in outcomes.definitions(year)}
 
 
 def top_down() -> dict:
@@ -78,11 +78,11 @@ def compute() -> dict:
     draws = top_down()
     level = outcomes.LEVEL
     years = outcomes.years()
-    modelled = {}
+    modelled, not_modelled = {}, {}
     for year in years:
         modelled[str(year)] = {}
-        for definition, label in outcomes.DEFINITIONS.items():
-            frame = draws[(year, definition)]
+        for definition in outcomes.definitions(year):
+            label, frame = outcomes.DEFINITIONS[definition], draws[(year, definition)]
             result = outcomes.summary(frame)
             modelled[str(year)][definition] = {
                 "definition": label,
@@ -98,6 +98,16 @@ def compute() -> dict:
                 "threshold_reports_per_investigation": {**_interval(outcomes.threshold_summary(frame)),
                                                         "probability_below": round(outcomes.threshold_summary(frame)["probability_below"], 6)},
             }
+            if definition == outcomes.FEDERAL:
+                federal = outcomes.inputs(year).federal
+                modelled[str(year)][definition]["federal_outcomes"] = {
+                    "agency": "HSI", "investigations": federal.investigations, "arrests": federal.arrests,
+                    "grades": list(federal.grades),
+                    "missing_investigations_to_change_the_answer": _interval(outcomes.missing_investigations(frame, year)),
+                }
+        for definition in outcomes.DEFINITIONS:
+            if definition not in modelled[str(year)]:
+                not_modelled.setdefault(str(year), {})[definition] = "no federal outcome counts found for this fiscal year"
     result = bottom_up()
     fits = result.fits
     predictive = {f"{stage}_per_tip": _interval(fits[stage].predictive(level))
@@ -126,6 +136,7 @@ def compute() -> dict:
         "main_definition": outcomes.MAIN,
         "level": level,
         "top_down": modelled,
+        "not_modelled": not_modelled,
         "threshold": {year: modelled[year][outcomes.MAIN]["threshold_reports_per_investigation"] for year in modelled},
         "task_force_predictive": predictive,
         "task_force_mean": mean,

@@ -46,6 +46,12 @@ PARAMETER_LABELS = {"share_investigations": "Share of ICAC investigations begun 
                     "reports_per_arrest": "Reports per report-begun arrest",
                     "lag_arrests": "Years from report to arrest",
                     "conviction_share": "Share of arrests ending in conviction"}
+# Federal outcomes enter only the definition that counts reports made available to federal
+# agencies, and only in years with HSI counts of both investigations and arrests.
+FEDERAL_PARAMETERS = ("share_federal_investigations", "share_federal_arrests")
+PARAMETER_LABELS |= {"share_federal_investigations": "Share of HSI investigations begun by a report",
+                     "share_federal_arrests": "Share of HSI arrests in cases begun by a report"}
+FEDERAL_AGENCY = "hsi"
 FISCAL_LEAD = 0.25  # a federal fiscal year is centred on 1 April, a calendar year on 1 July
 SEED = 20240501
 LEVEL = 0.9  # the central interval reported for every outcome
@@ -59,12 +65,34 @@ DEFINITIONS = {
     "actionable_us_agencies": "Actionable reports made available to any U.S. agency, federal included (a report sent to two agencies counts twice)",
 }
 MAIN = "actionable_state_local"
+FEDERAL = "actionable_us_agencies"
 
 
 def reach(count, share, per_case, growth, lag):
     """Reports accounted for by `count` fiscal-year cases (investigations or arrests)."""
     return (np.asarray(count, dtype=float) * np.asarray(share, dtype=float) * np.asarray(per_case, dtype=float)
             * (1 + np.asarray(growth, dtype=float)) ** (FISCAL_LEAD + np.asarray(lag, dtype=float)))
+
+
+def cases(given: "Inputs", definition: str, values, investigations, arrests):
+    """Report-begun investigations (after the year offset; times reports per investigation they
+    give the reports investigated) and reports ending in an arrest, for one definition. `values`
+    maps parameter names to numbers or arrays (a setting, or a frame of draws). The federal
+    definition adds HSI's cases, which absorb reports as ICAC's do (the same drawn reports per
+    case and lags)."""
+    investigations_reach = reach(investigations, values["share_investigations"], 1.0, given.growth,
+                                 values["lag_investigations"])
+    arrested = reach(arrests, values["share_arrests"], values["reports_per_arrest"], given.arrest_growth,
+                     values["lag_arrests"])
+    if definition == FEDERAL:
+        federal = given.federal
+        if federal is None:
+            raise ValueError(f"no federal outcomes for {given.year}: the federal definition cannot be modelled")
+        investigations_reach = investigations_reach + reach(
+            federal.investigations, values["share_federal_investigations"], 1.0, federal.growth, values["lag_investigations"])
+        arrested = arrested + reach(federal.arrests, values["share_federal_arrests"], values["reports_per_arrest"],
+                                    federal.arrest_growth, values["lag_arrests"])
+    return investigations_reach, arrested
 
 
 def possible(reports, investigated, arrested) -> np.ndarray:
@@ -122,6 +150,18 @@ class Inputs:
     growth: float           # of ICAC investigations, a year
     arrest_growth: float    # of ICAC arrests, a year
     grades: tuple[str, ...]
+    federal: "FederalCases | None" = None  # HSI counts for the same fiscal year, if published
+
+
+@dataclass(frozen=True)
+class FederalCases:
+    """HSI child-exploitation investigations and arrests for one fiscal year (every source of
+    case, worldwide), the only federal agency with counts for the modelled years."""
+    investigations: float
+    arrests: float
+    growth: float           # of HSI investigations, a year
+    arrest_growth: float    # of HSI arrests, a year
+    grades: tuple[str, ...]
 
 
 def years() -> list[int]:
@@ -131,10 +171,10 @@ def years() -> list[int]:
     return sorted(recipients & cases)
 
 
-def growth(measure: str) -> float:
-    """Mean annual growth of an ICAC fiscal-year series between its first and last year."""
+def growth(measure: str, agency: str = "icac") -> float:
+    """Mean annual growth of an agency's fiscal-year series between its first and last year."""
     rows = load("downstream")
-    rows = rows[(rows["agency"] == "icac") & (rows["measure"] == measure) & (rows["period"] == "fiscal_year")
+    rows = rows[(rows["agency"] == agency) & (rows["measure"] == measure) & (rows["period"] == "fiscal_year")
                 & (rows["period_start"] == rows["period_end"])]
     series = rows.set_index("period_end")["value"]
     first, last = series.index.min(), series.index.max()
@@ -143,6 +183,29 @@ def growth(measure: str) -> float:
 
 def investigation_growth() -> float:
     return growth("investigations")
+
+
+def federal_cases(year: int) -> FederalCases | None:
+    """HSI investigations and arrests for the fiscal year `year`; None if either is unpublished."""
+    rows = load("downstream")
+    rows = rows[(rows["agency"] == FEDERAL_AGENCY) & (rows["period"] == "fiscal_year")
+                & (rows["period_start"] == year) & (rows["period_end"] == year)
+                & rows["measure"].isin(["investigations", "arrests"])].set_index("measure")
+    if len(rows) != 2:
+        return None
+    if set(rows["qualifier"]) != {"exact"}:
+        raise ValueError(f"HSI counts for {year} are not exact; the model draws only ICAC's rounding")
+    return FederalCases(investigations=float(rows.loc["investigations", "value"]),
+                        arrests=float(rows.loc["arrests", "value"]),
+                        growth=growth("investigations", FEDERAL_AGENCY),
+                        arrest_growth=growth("arrests", FEDERAL_AGENCY),
+                        grades=tuple(sorted(set(rows["grade"]))))
+
+
+def definitions(year: int) -> list[str]:
+    """The definitions that can be modelled for `year`: the federal one needs federal outcomes,
+    so that it never adds reports without the cases that follow them."""
+    return [d for d in DEFINITIONS if d != FEDERAL or federal_cases(year) is not None]
 
 
 def inputs(year: int) -> Inputs:
@@ -169,6 +232,7 @@ def inputs(year: int) -> Inputs:
         growth=growth("investigations"),
         arrest_growth=growth("arrests"),
         grades=tuple(sorted(set(rows["grade"]) | set(us_agencies["grade"]))),
+        federal=federal_cases(year),
     )
 
 
@@ -208,11 +272,11 @@ def draw(year: int, definition: str = MAIN, draws: int = DRAWS, seed: int = SEED
     frame["investigations"] = given.investigations + given.investigations_more_than * bump[0] * _rounding_unit(given.investigations)
     frame["arrests"] = given.arrests + given.arrests_more_than * bump[1] * _rounding_unit(given.arrests)
     reports = given.reports[definition]
-    investigations_reach = reach(frame["investigations"], frame["share_investigations"], 1.0, given.growth,
-                                 frame["lag_investigations"])
+    if definition == FEDERAL:  # drawn after every other term, so the other definitions' draws are unchanged
+        for name in FEDERAL_PARAMETERS:
+            frame[name] = prior(priors.loc[name], rng, draws)
+    investigations_reach, arrested = cases(given, definition, frame, frame["investigations"], frame["arrests"])
     investigated = investigations_reach * frame["reports_per_investigation"]
-    arrested = reach(frame["arrests"], frame["share_arrests"], frame["reports_per_arrest"], given.arrest_growth,
-                     frame["lag_arrests"])
     frame["accepted"] = possible(reports, investigated, arrested)
     frame["threshold"] = threshold(reports, investigations_reach, arrested)
     for outcome in OUTCOMES:
@@ -272,7 +336,7 @@ def threshold_summary(frame: pd.DataFrame, level: float = LEVEL) -> dict:
 def central_setting(priors: pd.DataFrame | None = None) -> dict[str, float]:
     """Every parameter at the median of its prior."""
     priors = assumptions() if priors is None else priors
-    return {name: float(prior_quantiles(priors.loc[name], (0.5,))[0]) for name in PARAMETERS}
+    return {name: float(prior_quantiles(priors.loc[name], (0.5,))[0]) for name in PARAMETERS + FEDERAL_PARAMETERS}
 
 
 def at(year: int, definition: str = MAIN, **setting) -> dict[str, float]:
@@ -280,10 +344,8 @@ def at(year: int, definition: str = MAIN, **setting) -> dict[str, float]:
     NaN everywhere if the setting is impossible."""
     given, values = inputs(year), central_setting() | setting
     reports = given.reports[definition]
-    investigated = reach(given.investigations, values["share_investigations"], values["reports_per_investigation"],
-                         given.growth, values["lag_investigations"])
-    arrested = reach(given.arrests, values["share_arrests"], values["reports_per_arrest"], given.arrest_growth,
-                     values["lag_arrests"])
+    investigations_reach, arrested = cases(given, definition, values, given.investigations, given.arrests)
+    investigated = investigations_reach * values["reports_per_investigation"]
     if not possible(reports, investigated, arrested):
         return {outcome: float("nan") for outcome in OUTCOMES}
     return {k: float(v) for k, v in outcome_shares(reports, investigated, arrested).items()}
@@ -292,11 +354,27 @@ def at(year: int, definition: str = MAIN, **setting) -> dict[str, float]:
 def threshold_at(year: int, definition: str = MAIN, **setting) -> float:
     """The threshold X for one explicit setting (missing parameters at their prior medians)."""
     given, values = inputs(year), central_setting() | setting
-    investigations_reach = reach(given.investigations, values["share_investigations"], 1.0, given.growth,
-                                 values["lag_investigations"])
-    arrested = reach(given.arrests, values["share_arrests"], values["reports_per_arrest"], given.arrest_growth,
-                     values["lag_arrests"])
+    investigations_reach, arrested = cases(given, definition, values, given.investigations, given.arrests)
     return float(threshold(given.reports[definition], investigations_reach, arrested))
+
+
+def missing_investigations(frame: pd.DataFrame, year: int, level: float = LEVEL) -> dict:
+    """For the federal definition: how many more report-begun investigations a year, by agencies
+    with no published counts (the FBI above all), would make "never investigated" lose first place,
+    each draw's reports per investigation and arrests held fixed. Never investigated comes first
+    while m c < min((R + A) / 2, R - A) (see `threshold`), so the missing reach is that bound over
+    m minus c, turned into fiscal-year cases with HSI's growth and the draw's lag."""
+    given = inputs(year)
+    accepted = accepted_draws(frame)
+    reports = given.reports[FEDERAL]
+    investigations_reach, arrested = cases(given, FEDERAL, accepted, accepted["investigations"], accepted["arrests"])
+    bound = np.minimum((reports + arrested) / 2, reports - arrested)
+    missing = np.maximum(0, bound / accepted["reports_per_investigation"] - investigations_reach)
+    per_year = missing / (1 + given.federal.growth) ** (FISCAL_LEAD + accepted["lag_investigations"])
+    tail = (1 - level) / 2
+    return {"median": float(per_year.median()), "low": float(per_year.quantile(tail)),
+            "high": float(per_year.quantile(1 - tail)), "level": level,
+            "hsi_investigations": given.federal.investigations}
 
 
 def verdict(mode_share: pd.Series) -> str:
