@@ -273,6 +273,59 @@ def prepare_chart_bundle() -> None:
         subprocess.Popen([sys.executable, "-c", BUNDLE_SCRIPT, str(bundle)], cwd=BOOK)
 
 
+ANSWER_SCRIPT = ("import os, sys\n"
+                 "from tipline.answer import write\n"
+                 "write(sys.argv[1] + '.part')\n"
+                 "os.replace(sys.argv[1] + '.part', sys.argv[1])\n")
+
+
+def answer_file() -> Path:
+    """Where the book's answer.json (tipline/answer.py) is kept between builds, named by the content
+    of everything it is computed from: the data, the package's code and the pinned libraries."""
+    from .data import DATA
+
+    files = sorted(p for p in Path(DATA).rglob("*") if p.is_file())
+    files += sorted((BOOK / "tipline").glob("*.py")) + [BOOK / "requirements.txt"]
+    key = _hash("".join(path.name + _file(path) for path in files).encode())[:20]
+    return WORK / "_build" / f".answer-{key}.json"
+
+
+def prepare_answer() -> subprocess.Popen | None:
+    """Compute answer.json while the chapters execute (it takes seconds: the model's draws and the
+    funnel fit), instead of at the end of the Sphinx build on one core; None if it is kept already."""
+    target = answer_file()
+    if target.exists():
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for old in target.parent.glob(".answer-*.json*"):
+        old.unlink()
+    with (BUILD / "answer.log").open("w") as log:
+        process = subprocess.Popen([sys.executable, "-c", ANSWER_SCRIPT, str(target)], cwd=BOOK, stdout=log, stderr=subprocess.STDOUT)
+    target.with_name(target.name + ".pid").write_text(str(process.pid))
+    return process
+
+
+def answer_ready() -> Path:
+    """answer.json for this build's inputs, for tipline.sphinx at the end of the build: waits for the
+    copy `make book` is computing, or computes it (a plain `jupyter-book build`, or that copy failed:
+    then the same error stops Sphinx)."""
+    target = answer_file()
+    running = target.with_name(target.name + ".pid")
+    while not target.exists() and running.exists():
+        try:
+            os.kill(int(running.read_text()), 0)
+        except (ProcessLookupError, ValueError):
+            break
+        time.sleep(0.05)
+    if not target.exists():
+        from .answer import write
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write(target.with_name(target.name + ".part")).replace(target)
+    running.unlink(missing_ok=True)
+    return target
+
+
 def publish() -> None:
     """Replace _build/html by the new site in two renames that no SIGINT/SIGTERM can split."""
     new, old = BUILD / ".html-new", BUILD / ".html-old"
@@ -387,6 +440,7 @@ def build() -> int:
     os.environ["TIPLINE_DEPS"] = str(DEPS)
     sphinx = start_sphinx(go, log)
     prepare_chart_bundle()
+    answer = prepare_answer()
     try:
         workers = worker_count()
         timeout = int(_config().get("execute", {}).get("timeout", 180))
@@ -413,7 +467,12 @@ def build() -> int:
         go.touch()
         pages = time.perf_counter()
         while sphinx.poll() is None:
+            if answer is not None:
+                answer.poll()  # reaps it when done, so that Sphinx sees it has ended (answer_ready)
             time.sleep(0.05)
+        if answer is not None and answer.wait() != 0:
+            raise Failed("computing answer.json failed (log in _build/answer.log):\n"
+                         + (BUILD / "answer.log").read_text()[-3000:])
         if sphinx.returncode != 0:
             lines = log.read_text().splitlines(True)
             problems = [line for line in lines if "WARNING" in line or "ERROR" in line]
@@ -423,6 +482,9 @@ def build() -> int:
         DIRTY.unlink()
         publish()
     finally:
+        if answer is not None and answer.poll() is None:
+            answer.kill()
+            answer.wait()
         if sphinx.poll() is None:
             sphinx.kill()
             sphinx.wait()
