@@ -275,16 +275,23 @@ def prepare_chart_bundle() -> None:
 
 ANSWER_SCRIPT = ("import os, sys\n"
                  "from tipline.answer import write\n"
+                 "from tipline.data import track\n"
+                 "track('answer')\n"
                  "write(sys.argv[1] + '.part')\n"
                  "os.replace(sys.argv[1] + '.part', sys.argv[1])\n")
 
 
 def answer_file() -> Path:
     """Where the book's answer.json (tipline/answer.py) is kept between builds, named by the content
-    of everything it is computed from: the data, the package's code and the pinned libraries."""
+    of everything it is computed from: the datasets it read last time (all of them if unknown), the
+    schema, the package's code and the pinned libraries. A change in the code that makes it read
+    other datasets changes the name too, so the list is never out of date when it is used."""
     from .data import DATA
 
-    files = sorted(p for p in Path(DATA).rglob("*") if p.is_file())
+    datasets = _dataset_files()
+    read = DEPS / "answer.txt"
+    names = sorted(set(read.read_text().split()) & set(datasets)) if read.exists() else sorted(datasets)
+    files = [datasets[name] for name in names] + [Path(DATA) / "datapackage.json"]
     files += sorted((BOOK / "tipline").glob("*.py")) + [BOOK / "requirements.txt"]
     key = _hash("".join(path.name + _file(path) for path in files).encode())[:20]
     return WORK / "_build" / f".answer-{key}.json"
@@ -293,7 +300,7 @@ def answer_file() -> Path:
 def prepare_answer() -> subprocess.Popen | None:
     """Compute answer.json while the chapters execute (it takes seconds: the model's draws and the
     funnel fit), instead of at the end of the Sphinx build on one core; None if it is kept already."""
-    target = answer_file()
+    target = Path(os.environ.get("TIPLINE_ANSWER") or answer_file())
     if target.exists():
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +316,7 @@ def answer_ready() -> Path:
     """answer.json for this build's inputs, for tipline.sphinx at the end of the build: waits for the
     copy `make book` is computing, or computes it (a plain `jupyter-book build`, or that copy failed:
     then the same error stops Sphinx)."""
-    target = answer_file()
+    target = Path(os.environ.get("TIPLINE_ANSWER") or answer_file())
     running = target.with_name(target.name + ".pid")
     while not target.exists() and running.exists():
         try:
@@ -438,9 +445,11 @@ def build() -> int:
     # the book's own package, not whichever copy is installed, in the kernels and in Sphinx
     os.environ["PYTHONPATH"] = os.pathsep.join([str(BOOK)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     os.environ["TIPLINE_DEPS"] = str(DEPS)
+    # named before the computation starts, which rewrites the list of datasets it read
+    os.environ["TIPLINE_ANSWER"] = str(answer_file())
+    answer = prepare_answer()
     sphinx = start_sphinx(go, log)
     prepare_chart_bundle()
-    answer = prepare_answer()
     try:
         workers = worker_count()
         timeout = int(_config().get("execute", {}).get("timeout", 180))
