@@ -26,6 +26,9 @@
    first, one progress line each; their outputs go into jupyter-cache, then their record.
    Meanwhile Sphinx starts and waits (tipline.cache is also a Sphinx extension) until every
    output is cached, then builds the site from the cache into _build/.work without executing.
+   answer.json (tipline/answer.py) is computed in its own process at the same time, kept under a
+   name made from the datasets it read, the package's code and the pins, and copied into the
+   site at the end, so an edit that cannot change it does not recompute it.
 4. Only when everything succeeded is the new site copied beside _build/html and swapped in by
    two renames with SIGINT/SIGTERM blocked. A failed build (bad data, a failing chapter, a
    Sphinx warning) removes _build/html, so nothing stale stays published; an interrupted build
