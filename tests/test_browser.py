@@ -6,9 +6,7 @@ from file://. Screenshots of every page are written to _build/screenshots/.
 """
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import os
 import http.server
 import re
@@ -205,39 +203,23 @@ def test_the_policy_blocks_injected_inline_code_while_every_chart_draws(built_si
         probe.unlink(missing_ok=True)
 
 
-def _set_cell(path: Path, key: str, column: str, value: str) -> None:
-    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"))))
-    row = next(r for r in rows if r[0] == key)
-    row[rows[0].index(column)] = value
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(rows)
-
-
-HOSTILE = '<script>window.__pwned = 1</script><img src="data:," onerror="window.__pwned = 2"> --> <!--<script> </script>'
-
-
-def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(built_site, tmp_path, browser):
+def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(edited_book, browser):
     """Script in a free-text field of assumptions.csv (a Styler table on the model page) and
-    '<!--<script>' in a charted note (policy_events.csv: chapter 5's chart tooltips)."""
-    from conftest import copy_built, make_book
+    '<!--<script>' in a charted note (policy_events.csv: chapter 5's chart tooltips), both put
+    there by the session's edited copy (conftest.edit_copy)."""
+    from conftest import HOSTILE, HOSTILE_NOTE
 
-    repo = copy_built(built_site, tmp_path / "book")
-    _set_cell(repo / "data" / "assumptions.csv", "conviction_share", "justification",
-              "A hostile justification for the range: " + HOSTILE)
-    _set_cell(repo / "data" / "policy_events.csv", "2024-05-07", "description", "A hostile note. " + HOSTILE)
-    result = make_book(repo)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    site = repo / "_build" / "html"
-    model = (site / "chapters" / "best_inference.html").read_text(encoding="utf-8")
+    site = edited_book.site
+    model = edited_book.page("best_inference")
     assert "A hostile justification" in model and "window.__pwned" in model
     assert "<script>window.__pwned" not in model and 'onerror="window.__pwned' not in model
-    policy = (site / "chapters" / "05_platforms_policy.html").read_text(encoding="utf-8")
+    policy = edited_book.page("05_platforms_policy")
     assert "<!--<script>" not in policy and "<script>window.__pwned" not in policy
     from tipline.charts import specs
 
     notes = [row.get("description") for spec in specs(policy).values()
              for rows in spec.get("datasets", {}).values() for row in rows]
-    assert "A hostile note. " + HOSTILE in notes, "the hostile note is not in the chart's data as text"
+    assert HOSTILE_NOTE in notes and HOSTILE in HOSTILE_NOTE, "the hostile note is not in the chart's data as text"
     handler = functools.partial(_Quiet, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
