@@ -249,6 +249,38 @@ def browser():
         chromium.close()
 
 
+# The slowest tests (seconds in a full run on a quiet 2-core machine, pytest --durations): each
+# group below starts with them, so no long test is left running alone at the end.
+SLOW = {
+    "test_every_page_loads_offline_draws_its_charts_and_passes_axe": 88,
+    "test_every_chart_exports_png_and_svg_with_its_caption_and_source": 43,
+    "test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywhere": 39,
+    "test_pages_are_light": 32,
+    "test_every_page_fits_a_phone_screen": 29,
+    "test_the_pdf_holds_every_chapter_and_every_chart_as_vector_graphics": 21,
+    "test_a_title_change_rebuilds_pages_without_executing_and_an_interrupted_sphinx_keeps_the_site": 17,
+    "test_every_chart_offers_svg_and_png_downloads_and_nothing_else": 12,
+    "test_a_broken_chapter_or_dataset_fails_the_build_and_publishes_nothing": 11,
+    "test_dark_mode_keeps_charts_and_text_legible": 10,
+    "test_the_drawn_data_match_the_tables_in_the_browser": 9,
+    "test_nbval_fails_when_a_csv_value_changes": 8,
+    "test_a_statement_the_data_no_longer_support_stops_the_page": 7,
+    "test_a_guarded_sentence_the_data_no_longer_support_stops_the_build": 6,
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The order in which pytest-xdist hands out tests (after the notebooks, which xdist puts first
+    as the largest groups): tests that do not need the built book run while it builds; then those
+    that need it, slowest first; the tests of the edited copy (built after the shared build) last."""
+    def key(item):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        group = 2 if "edited_book" in fixtures else 1 if fixtures & {"built_site", "server"} else 0
+        return group, -SLOW.get(getattr(item, "originalname", item.name), 0)
+
+    items.sort(key=key)
+
+
 def pytest_xdist_make_scheduler(config, log):
     """nbval runs a notebook's cells in order in one kernel, so under pytest-xdist every cell of a
     notebook goes to the same worker; every other test is scheduled on its own. (xdist's
