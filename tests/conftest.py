@@ -5,6 +5,11 @@ shared by every pytest-xdist worker, and one browser per worker.
 background as soon as pytest is configured, so the chapters' nbval tests and the data tests run
 while it builds; every worker's `built_site` waits for that build (a file lock decides who starts
 it when pytest runs without the controller, e.g. `pytest tests/test_build.py`).
+
+A second shared copy, the edited book (fixture `edited_book`), carries several independent data
+edits and is rebuilt once, as soon as the shared build is done: the tests of an edited CSV, an
+edited sources.csv and hostile text in the data read it instead of each rebuilding a copy.
+Tests are handed out longest first (pytest_collection_modifyitems), those of the edited copy last.
 """
 from __future__ import annotations
 
