@@ -49,21 +49,30 @@ BLOCKING = ("serious", "critical")  # the axe impacts that fail a test
 # the `server` and `browser` fixtures are the session's (tests/conftest.py): one Chromium per test process
 
 
-def _open(browser, url, width=1280):
-    page = browser.new_page(viewport={"width": width, "height": 900})
+LOCAL = ("http://127.0.0.1", "file://", "data:", "blob:")
+
+
+def _session(browser, width=1280):
+    """One browsing session for a test that visits many pages, as a reader clicking through the
+    book: the pages share the HTTP cache (each page still has its own console and requests)."""
+    return browser.new_context(viewport={"width": width, "height": 900})
+
+
+def _open(browser, url, width=1280, session=None):
+    """A page at `url` (in a fresh context, or in `session`), its console errors and the requests it
+    made to any other host. Such requests cannot leave the machine: the browser resolves no host
+    name but 127.0.0.1 (conftest.BROWSER_ARGS); each one is recorded here."""
+    page = session.new_page() if session else browser.new_page(viewport={"width": width, "height": 900})
     errors, outside = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
 
-    def route(r):
-        host = urlparse(r.request.url).hostname
-        if r.request.url.startswith(("http://127.0.0.1", "file://", "data:", "blob:")) or host is None:
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
+    def request(r):
+        if not (r.url.startswith(LOCAL) or urlparse(r.url).hostname is None):
+            outside.append(r.url)
 
-    page.route("**/*", route)
+    # observed, not intercepted: intercepting every request would turn off the browser's cache
+    page.on("request", request)
     page.goto(url, wait_until="load")
     return page, errors, outside
 
@@ -86,12 +95,13 @@ def _pages(built_site):
 def test_every_page_loads_offline_draws_its_charts_and_passes_axe(built_site, server, browser):
     pages = _pages(built_site)
     assert len(pages) >= 10
-    redirect, _, _ = _open(browser, f"{server}/index.html")
+    session = _session(browser)
+    redirect, _, _ = _open(browser, f"{server}/index.html", session=session)
     redirect.wait_for_url("**/chapters/summary.html")
     redirect.close()
     total_charts, inaccessible = 0, []
     for name in pages + ["search.html", "404.html"]:
-        page, errors, outside = _open(browser, f"{server}/{name}")
+        page, errors, outside = _open(browser, f"{server}/{name}", session=session)
         total_charts += _wait_for_charts(page)
         drawn = page.locator(".tipline-chart svg.marks, .tipline-chart canvas.marks").count()
         assert drawn == page.locator(".tipline-chart").count(), f"{name}: {drawn} charts drawn"
@@ -107,6 +117,7 @@ def test_every_page_loads_offline_draws_its_charts_and_passes_axe(built_site, se
         page.close()
         assert not errors, f"{name}: console errors {errors}"
         assert not outside, f"{name}: requests to other hosts {outside}"
+    session.close()
     assert total_charts >= 14
     assert not inaccessible, "axe-core, serious or critical:\n" + "\n".join(inaccessible)
 
@@ -246,8 +257,9 @@ def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(edited_book,
 
 
 def test_every_chart_offers_svg_and_png_downloads_and_nothing_else(built_site, server, browser, tmp_path):
+    session = _session(browser)
     for name in ["summary", "01_referral", "best_inference", "appendix_claims"]:
-        page, errors, outside = _open(browser, f"{server}/chapters/{name}.html")
+        page, errors, outside = _open(browser, f"{server}/chapters/{name}.html", session=session)
         charts = _wait_for_charts(page)
         menus = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(c =>
             [...c.querySelectorAll('.vega-actions a')].map(a => a.textContent.trim()))""")
@@ -255,6 +267,7 @@ def test_every_chart_offers_svg_and_png_downloads_and_nothing_else(built_site, s
         assert page.locator(".tipline-chart summary:not([aria-label])").count() == 0, name
         page.close()
         assert not errors and not outside, (name, errors, outside)
+    session.close()
     page = browser.new_page(accept_downloads=True)
     page.goto(f"{server}/chapters/01_referral.html")
     _wait_for_charts(page)

@@ -11,15 +11,16 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 # the browser and the server are conftest's session fixtures: one Chromium per test process
-from test_browser import AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _wait_for_charts, screenshot
+from test_browser import AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _session, _wait_for_charts, screenshot
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 
 
 def test_every_page_fits_a_phone_screen(built_site, server, browser):
     problems = []
+    session = _session(browser, width=375)
     for name in _pages(built_site) + ["search.html", "404.html"]:
-        page, errors, outside = _open(browser, f"{server}/{name}", width=375)
+        page, errors, outside = _open(browser, f"{server}/{name}", session=session)
         _wait_for_charts(page)
         screenshot(page, "phone_" + name.replace("/", "_") + ".png")
         overflow = page.evaluate("document.documentElement.scrollWidth")
@@ -31,6 +32,7 @@ def test_every_page_fits_a_phone_screen(built_site, server, browser):
             problems.append(f"{name}: charts overflow the screen {wide}")
         assert not errors and not outside, f"{name}: {errors} {outside}"
         page.close()
+    session.close()
     assert not problems, "\n".join(problems)
 
 
