@@ -168,6 +168,7 @@ def executions(book: Path) -> dict[str, float]:
 class Compressing(http.server.SimpleHTTPRequestHandler):
     """Serves text assets gzip-compressed when the browser asks, as GitHub Pages does."""
     TEXT = {".html", ".js", ".css", ".json", ".svg", ".csv", ".txt"}
+    compressed: dict[tuple, bytes] = {}  # (path, size, mtime): gzipped bytes, so each file is compressed once
 
     def log_message(self, *args):
         pass
@@ -175,7 +176,11 @@ class Compressing(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         path = Path(self.translate_path(self.path))
         if path.is_file() and path.suffix in self.TEXT and "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(path.read_bytes())
+            stat = path.stat()
+            key = (str(path), stat.st_size, stat.st_mtime_ns)
+            if key not in self.compressed:
+                self.compressed[key] = gzip.compress(path.read_bytes())
+            body = self.compressed[key]
             self.send_response(200)
             self.send_header("Content-Type", self.guess_type(str(path)))
             self.send_header("Content-Encoding", "gzip")

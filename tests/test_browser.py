@@ -2,13 +2,13 @@
 
 Every page loads without console errors and without any request leaving 127.0.0.1,
 axe-core finds no serious or critical accessibility violation, every chart placeholder draws its marks, a slider changes a chart, and charts also draw
-from file://. Screenshots of every page are written to _build/screenshots/.
+from file://. With TIPLINE_SCREENSHOTS=1 (e.g. `TIPLINE_SCREENSHOTS=1 make test`), screenshots of every
+page are written to _build/screenshots/ for a person to look at (viewport-sized: a full-page
+screenshot re-lays out the charts, and taking them is not a check, so a plain run skips them).
 """
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import os
 import http.server
 import re
@@ -25,6 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 from conftest import CHROMIUM, _Quiet  # noqa: E402  (one definition of the browser and the quiet server)
 
 SHOTS = ROOT / "_build" / "screenshots"
+SCREENSHOTS = os.environ.get("TIPLINE_SCREENSHOTS") == "1"
+
+
+def screenshot(page, name: str) -> None:
+    """A screenshot of what the viewport shows, for authors, when TIPLINE_SCREENSHOTS=1."""
+    if SCREENSHOTS:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / name))
 
 # On a developer's machine without Chromium the browser checks are skipped with a reason; in CI
 # (CI=true) they run and fail, so a missing browser can never pass as a green build.
@@ -41,21 +49,30 @@ BLOCKING = ("serious", "critical")  # the axe impacts that fail a test
 # the `server` and `browser` fixtures are the session's (tests/conftest.py): one Chromium per test process
 
 
-def _open(browser, url, width=1280):
-    page = browser.new_page(viewport={"width": width, "height": 900})
+LOCAL = ("http://127.0.0.1", "file://", "data:", "blob:")
+
+
+def _session(browser, width=1280):
+    """One browsing session for a test that visits many pages, as a reader clicking through the
+    book: the pages share the HTTP cache (each page still has its own console and requests)."""
+    return browser.new_context(viewport={"width": width, "height": 900})
+
+
+def _open(browser, url, width=1280, session=None):
+    """A page at `url` (in a fresh context, or in `session`), its console errors and the requests it
+    made to any other host. Such requests cannot leave the machine: the browser resolves no host
+    name but 127.0.0.1 (conftest.BROWSER_ARGS); each one is recorded here."""
+    page = session.new_page() if session else browser.new_page(viewport={"width": width, "height": 900})
     errors, outside = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
 
-    def route(r):
-        host = urlparse(r.request.url).hostname
-        if r.request.url.startswith(("http://127.0.0.1", "file://", "data:", "blob:")) or host is None:
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
+    def request(r):
+        if not (r.url.startswith(LOCAL) or urlparse(r.url).hostname is None):
+            outside.append(r.url)
 
-    page.route("**/*", route)
+    # observed, not intercepted: intercepting every request would turn off the browser's cache
+    page.on("request", request)
     page.goto(url, wait_until="load")
     return page, errors, outside
 
@@ -76,15 +93,15 @@ def _pages(built_site):
 
 
 def test_every_page_loads_offline_draws_its_charts_and_passes_axe(built_site, server, browser):
-    SHOTS.mkdir(parents=True, exist_ok=True)
     pages = _pages(built_site)
     assert len(pages) >= 10
-    redirect, _, _ = _open(browser, f"{server}/index.html")
+    session = _session(browser)
+    redirect, _, _ = _open(browser, f"{server}/index.html", session=session)
     redirect.wait_for_url("**/chapters/summary.html")
     redirect.close()
     total_charts, inaccessible = 0, []
     for name in pages + ["search.html", "404.html"]:
-        page, errors, outside = _open(browser, f"{server}/{name}")
+        page, errors, outside = _open(browser, f"{server}/{name}", session=session)
         total_charts += _wait_for_charts(page)
         drawn = page.locator(".tipline-chart svg.marks, .tipline-chart canvas.marks").count()
         assert drawn == page.locator(".tipline-chart").count(), f"{name}: {drawn} charts drawn"
@@ -93,13 +110,14 @@ def test_every_page_loads_offline_draws_its_charts_and_passes_axe(built_site, se
             ![...c.querySelectorAll('g.role-mark path, g.role-mark line')].some(m => {
                 const box = m.getBBox(); return box.width > 0 || box.height > 0; })).map(c => c.id)""")
         assert not empty, f"{name}: charts without visible marks {empty}"
-        page.screenshot(path=str(SHOTS / (name.replace("/", "_") + ".png")), full_page=True)
+        screenshot(page, name.replace("/", "_") + ".png")
         result = Axe().run(page, options=AXE_OPTIONS).response
         inaccessible += [f"{name}: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
                          for v in result["violations"] if v["impact"] in BLOCKING]
         page.close()
         assert not errors, f"{name}: console errors {errors}"
         assert not outside, f"{name}: requests to other hosts {outside}"
+    session.close()
     assert total_charts >= 14
     assert not inaccessible, "axe-core, serious or critical:\n" + "\n".join(inaccessible)
 
@@ -134,7 +152,7 @@ def test_charts_draw_from_file_urls(built_site, browser):
 def test_phone_width_layout(server, browser):
     page, errors, _ = _open(browser, f"{server}/chapters/01_referral.html", width=375)
     _wait_for_charts(page)
-    page.screenshot(path=str(SHOTS / "phone_01_referral.png"), full_page=True)
+    screenshot(page, "phone_01_referral.png")
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
     assert not errors
 
@@ -205,39 +223,23 @@ def test_the_policy_blocks_injected_inline_code_while_every_chart_draws(built_si
         probe.unlink(missing_ok=True)
 
 
-def _set_cell(path: Path, key: str, column: str, value: str) -> None:
-    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"))))
-    row = next(r for r in rows if r[0] == key)
-    row[rows[0].index(column)] = value
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(rows)
-
-
-HOSTILE = '<script>window.__pwned = 1</script><img src="data:," onerror="window.__pwned = 2"> --> <!--<script> </script>'
-
-
-def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(built_site, tmp_path, browser):
+def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(edited_book, browser):
     """Script in a free-text field of assumptions.csv (a Styler table on the model page) and
-    '<!--<script>' in a charted note (policy_events.csv: chapter 5's chart tooltips)."""
-    from conftest import copy_built, make_book
+    '<!--<script>' in a charted note (policy_events.csv: chapter 5's chart tooltips), both put
+    there by the session's edited copy (conftest.edit_copy)."""
+    from conftest import HOSTILE, HOSTILE_NOTE
 
-    repo = copy_built(built_site, tmp_path / "book")
-    _set_cell(repo / "data" / "assumptions.csv", "conviction_share", "justification",
-              "A hostile justification for the range: " + HOSTILE)
-    _set_cell(repo / "data" / "policy_events.csv", "2024-05-07", "description", "A hostile note. " + HOSTILE)
-    result = make_book(repo)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    site = repo / "_build" / "html"
-    model = (site / "chapters" / "best_inference.html").read_text(encoding="utf-8")
+    site = edited_book.site
+    model = edited_book.page("best_inference")
     assert "A hostile justification" in model and "window.__pwned" in model
     assert "<script>window.__pwned" not in model and 'onerror="window.__pwned' not in model
-    policy = (site / "chapters" / "05_platforms_policy.html").read_text(encoding="utf-8")
+    policy = edited_book.page("05_platforms_policy")
     assert "<!--<script>" not in policy and "<script>window.__pwned" not in policy
     from tipline.charts import specs
 
     notes = [row.get("description") for spec in specs(policy).values()
              for rows in spec.get("datasets", {}).values() for row in rows]
-    assert "A hostile note. " + HOSTILE in notes, "the hostile note is not in the chart's data as text"
+    assert HOSTILE_NOTE in notes and HOSTILE in HOSTILE_NOTE, "the hostile note is not in the chart's data as text"
     handler = functools.partial(_Quiet, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -255,8 +257,9 @@ def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(built_site, 
 
 
 def test_every_chart_offers_svg_and_png_downloads_and_nothing_else(built_site, server, browser, tmp_path):
+    session = _session(browser)
     for name in ["summary", "01_referral", "best_inference", "appendix_claims"]:
-        page, errors, outside = _open(browser, f"{server}/chapters/{name}.html")
+        page, errors, outside = _open(browser, f"{server}/chapters/{name}.html", session=session)
         charts = _wait_for_charts(page)
         menus = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(c =>
             [...c.querySelectorAll('.vega-actions a')].map(a => a.textContent.trim()))""")
@@ -264,6 +267,7 @@ def test_every_chart_offers_svg_and_png_downloads_and_nothing_else(built_site, s
         assert page.locator(".tipline-chart summary:not([aria-label])").count() == 0, name
         page.close()
         assert not errors and not outside, (name, errors, outside)
+    session.close()
     page = browser.new_page(accept_downloads=True)
     page.goto(f"{server}/chapters/01_referral.html")
     _wait_for_charts(page)

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
+import conftest
 from conftest import ROOT, VENV, book_command, copy_built, make_book
 
 
@@ -62,28 +63,45 @@ def test_a_broken_chapter_or_dataset_fails_the_build_and_publishes_nothing(built
         assert "chapter 03_urgency failed" in result.stderr and "deliberately broken chapter" in result.stderr
 
 
-def test_an_edited_csv_changes_prose_tables_and_charts(built_site, tmp_path):
-    repo = copy_built(built_site, tmp_path / "book")
-    unchanged = make_book(repo)
-    assert unchanged.returncode == 0 and "_build/html is up to date" in unchanged.stdout, unchanged.stdout[-2000:]
-    page = repo / "_build" / "html" / "chapters" / "01_referral.html"
-    assert "816,361" in page.read_text()
-    csv = repo / "data" / "recipients.csv"
-    csv.write_text(csv.read_text().replace("2024,icac,actionable,816361", "2024,icac,actionable,826361"))
-    second = make_book(repo)
-    assert second.returncode == 0, second.stdout[-2000:]
-    # only the chapters that read recipients.csv were executed again
-    ran = executed(second.stdout)
-    assert "01_referral" in ran and "summary" in ran, second.stdout[-2000:]
-    assert "02_reporters" not in ran and "05_platforms_policy" not in ran, ran
-    html = page.read_text()
+def stale(output: str) -> dict[str, str]:
+    """Why each stale chapter must execute, from the build's reason lines
+    ("  data changed: recipients, sources: 01_referral, summary")."""
+    reasons = {}
+    for line in re.findall(r"^  (.+: .+)$", output.split("\nexecuting ")[0], re.M):
+        why, names = line.rsplit(": ", 1)
+        reasons.update(dict.fromkeys(names.split(", "), why))
+    return reasons
+
+
+def test_an_edited_csv_changes_prose_tables_and_charts(built_site, edited_book):
+    # the session's edited copy (conftest.edit_copy): recipients.csv's 2024 ICAC value, plus
+    # independent edits of sources.csv, assumptions.csv and policy_events.csv checked elsewhere
+    assert "_build/html is up to date" in edited_book.unchanged, edited_book.unchanged[-2000:]
+    assert "816,361" in (built_site / "chapters" / "01_referral.html").read_text()
+    second = edited_book.stdout
+    # every chapter executed for exactly the edited datasets it read (its record lists what it
+    # read), and only the stale chapters executed
+    ran, reasons = executed(second), stale(second)
+    assert ran == set(reasons), (ran, reasons)
+    records = edited_book.repo / "_build" / ".records"
+    for chapter in sorted(records.glob("*.json")):
+        read = set(json.loads(chapter.read_text())["datasets"])
+        why = reasons.get(chapter.stem)
+        expected = sorted(read & conftest.EDITED_DATASETS)
+        assert why == ("data changed: " + ", ".join(expected) if expected else None), (chapter.stem, why, expected)
+    recipients = {name for name, why in reasons.items() if "recipients" in why.split(": ", 1)[1].split(", ")}
+    # so the chapters that read recipients.csv executed because of it, the others did not
+    assert "01_referral" in recipients and "summary" in recipients, second[-2000:]
+    assert "02_reporters" not in recipients and "05_platforms_policy" not in recipients, reasons
+    # a chapter that read none of the edited datasets did not execute
+    assert "appendix_reproducibility" not in ran, ran
+    html = edited_book.page("01_referral")
     assert "826,361" in html and "816,361" not in html, "prose still shows the old value"
     from tipline.charts import specs as chart_specs
 
     values = [row.get("reports") for spec in chart_specs(html).values() for data in spec.get("datasets", {}).values() for row in data]
     assert 826361 in values and 816361 not in values, "chart data still shows the old value"
-    summary = (repo / "_build" / "html" / "chapters" / "summary.html").read_text()
-    assert "826,361" in summary
+    assert "826,361" in edited_book.page("summary")
 
 
 class _Links(HTMLParser):
@@ -232,16 +250,13 @@ def test_a_title_change_rebuilds_pages_without_executing_and_an_interrupted_sphi
         assert "A retitled book" in page.read_text(), page.name
 
 
-def test_editing_sources_csv_updates_the_bibliography_page(built_site, tmp_path):
-    repo = copy_built(built_site, tmp_path / "book")
-    sources = repo / "data" / "sources.csv"
-    text = sources.read_text()
-    assert text.count("CY 2023 Report to the Committees") == 1
-    sources.write_text(text.replace("CY 2023 Report to the Committees", "CY 2023 Retitled Report to the Committees"))
-    result = make_book(repo)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "CY 2023 Retitled Report" in (repo / "references.bib").read_text()
-    assert "CY 2023 Retitled Report" in (repo / "_build" / "html" / "chapters" / "bibliography.html").read_text()
+def test_editing_sources_csv_updates_the_bibliography_page(edited_book):
+    # the session's edited copy retitled one entry of data/sources.csv (conftest.SOURCE_TITLE)
+    old, new = conftest.SOURCE_TITLE
+    assert (ROOT / "data" / "sources.csv").read_text().count(old) == 1
+    assert old in (ROOT / "references.bib").read_text()
+    assert "CY 2023 Retitled Report" in (edited_book.repo / "references.bib").read_text()
+    assert "CY 2023 Retitled Report" in edited_book.page("bibliography")
 
 
 def test_readme_states_the_measured_times():

@@ -190,14 +190,15 @@ def test_last_updated_comes_from_the_repository_history(tmp_path):
 
 # --- in the browser -------------------------------------------------------------------------------
 
-from test_browser import NO_BROWSER, SHOTS, _open, _wait_for_charts  # noqa: E402
+from test_browser import NO_BROWSER, SHOTS, _open, _session, _wait_for_charts  # noqa: E402
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
 def test_every_chart_exports_png_and_svg_with_its_caption_and_source(built_site, server, browser):  # noqa: F811
     exported = 0
+    session = _session(browser)
     for name in CHAPTERS:
-        page, errors, outside = _open(browser, f"{server}/chapters/{name}.html")
+        page, errors, outside = _open(browser, f"{server}/chapters/{name}.html", session=session)
         count = _wait_for_charts(page)
         for index in range(count):
             chart = page.locator(".tipline-chart").nth(index)
@@ -226,13 +227,15 @@ def test_every_chart_exports_png_and_svg_with_its_caption_and_source(built_site,
             chart.locator("details > summary").click()
         page.close()
         assert not errors and not outside, (name, errors, outside)
+    session.close()
     assert exported >= 60
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
 def test_the_drawn_data_match_the_tables_in_the_browser(server, browser):  # noqa: F811
+    session = _session(browser)
     for name in ("02_reporters", "best_inference", "appendix_claims"):
-        page, errors, _ = _open(browser, f"{server}/chapters/{name}.html")
+        page, errors, _ = _open(browser, f"{server}/chapters/{name}.html", session=session)
         _wait_for_charts(page)
         found = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(chart => {
             const spec = JSON.parse(document.querySelector(`script.tipline-spec[data-chart="${chart.id}"]`).textContent);
@@ -251,6 +254,7 @@ def test_the_drawn_data_match_the_tables_in_the_browser(server, browser):  # noq
             assert problem is None, f"{name}, {chart['id']}: the table is not what the chart drew: {problem}"
         assert not errors
         page.close()
+    session.close()
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")

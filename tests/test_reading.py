@@ -2,7 +2,8 @@
 print, offline search, the 404 page, and page weight. The axe-core scan of every page runs
 with the page checks in test_browser.py.
 
-Screenshots land in _build/screenshots/ (desktop, phone, dark) for a person to inspect.
+With TIPLINE_SCREENSHOTS=1, screenshots land in _build/screenshots/ (desktop, phone, dark) for a
+person to inspect.
 """
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 # the browser and the server are conftest's session fixtures: one Chromium per test process
-from test_browser import AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _wait_for_charts
+from test_browser import AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _session, _wait_for_charts, screenshot
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 
 
 def test_every_page_fits_a_phone_screen(built_site, server, browser):
-    SHOTS.mkdir(parents=True, exist_ok=True)
     problems = []
+    session = _session(browser, width=375)
     for name in _pages(built_site) + ["search.html", "404.html"]:
-        page, errors, outside = _open(browser, f"{server}/{name}", width=375)
+        page, errors, outside = _open(browser, f"{server}/{name}", session=session)
         _wait_for_charts(page)
-        page.screenshot(path=str(SHOTS / ("phone_" + name.replace("/", "_") + ".png")), full_page=True)
+        screenshot(page, "phone_" + name.replace("/", "_") + ".png")
         overflow = page.evaluate("document.documentElement.scrollWidth")
         if overflow > 400:
             problems.append(f"{name}: page is {overflow}px wide")
@@ -31,6 +32,7 @@ def test_every_page_fits_a_phone_screen(built_site, server, browser):
             problems.append(f"{name}: charts overflow the screen {wide}")
         assert not errors and not outside, f"{name}: {errors} {outside}"
         page.close()
+    session.close()
     assert not problems, "\n".join(problems)
 
 
@@ -49,7 +51,7 @@ def test_dark_mode_keeps_charts_and_text_legible(server, browser):
     page.evaluate("document.documentElement.dataset.theme = 'dark'")
     _wait_for_charts(page)
     page.wait_for_timeout(200)
-    page.screenshot(path=str(SHOTS / "dark_best_inference.png"), full_page=True)
+    screenshot(page, "dark_best_inference.png")
     body = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert body not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), "dark theme did not apply"
     cards = page.evaluate("[...document.querySelectorAll('.tipline-chart')].map(c => getComputedStyle(c).backgroundColor)")

@@ -2,9 +2,11 @@
 
 The PDFs and their pdftotext extractions live in ../shared/sources/ncmec/ (not committed).
 CI runs with shared/ beside the clone; elsewhere the check is skipped with a reason.
+TIPLINE_NCMEC_TEXT names that folder when it is elsewhere (e.g. for a git worktree).
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 import tipline
 from tipline.data import load_all
 
-SHARED = Path(tipline.data.ROOT).parent / "shared" / "sources" / "ncmec"
+SHARED = Path(os.environ.get("TIPLINE_NCMEC_TEXT") or Path(tipline.data.ROOT).parent / "shared" / "sources" / "ncmec")
 FILES = {"ncmec_ojjdp_2022": "ncmec-ojjdp-2022.txt", "ncmec_ojjdp_2023": "ncmec-ojjdp-2023.txt",
          **{f"ncmec_country_{y}": f"ncmec-by-country-{y}.txt" for y in range(2019, 2024)},
          **{f"ncmec_esp_{y}": f"ncmec-by-esp-{y}.txt" for y in range(2019, 2024)}}
