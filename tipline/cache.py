@@ -236,6 +236,11 @@ def sphinx_waits(app, env, docnames) -> None:
     go = os.environ.get("TIPLINE_WAIT")
     while go and not Path(go).exists():
         time.sleep(0.05)
+    # from here on Sphinx changes its tree: an interrupt until the build succeeds leaves it untrusted
+    # (one while Sphinx still waited, e.g. during the executions, leaves it as good as before)
+    dirty = os.environ.get("TIPLINE_DIRTY")
+    if dirty:
+        Path(dirty).touch()
 
 
 def setup(app):
@@ -251,8 +256,7 @@ def start_sphinx(go: Path, log: Path) -> subprocess.Popen:
     if DIRTY.exists():  # the last Sphinx run was interrupted: its tree is not trusted
         shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True, exist_ok=True)
-    DIRTY.touch()
-    env = dict(os.environ, TIPLINE_WAIT=str(go), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, TIPLINE_WAIT=str(go), TIPLINE_DIRTY=str(DIRTY), PYTHONUNBUFFERED="1")
     command = [_jupyter_book(), "build", "-n", "-W", "--keep-going", "--path-output", str(WORK), "."]
     with log.open("w") as handle:
         return subprocess.Popen(command, cwd=BOOK, env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -491,7 +495,7 @@ def build() -> int:
             raise Failed("Sphinx failed (warnings are errors; full log in _build/sphinx.log):\n"
                          + "".join(problems[:40]) + "".join(lines[-15:]))
         _say(f"built the pages in {time.perf_counter() - pages:.1f} s")
-        DIRTY.unlink()
+        DIRTY.unlink(missing_ok=True)
         publish()
     finally:
         if answer is not None and answer.poll() is None:
