@@ -78,3 +78,16 @@ def test_nbval_fails_when_a_csv_value_changes(tmp_path):
     recipients.write_text(text)
     unchanged = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert unchanged.returncode == 0, unchanged.stdout[-2000:]
+
+
+def test_every_code_cell_is_hidden_or_removed():
+    """Readers see a chapter's code only on request ("Show code cell source"), as in every chapter."""
+    import glob
+
+    import nbformat
+
+    shown = [f"{Path(path).name}, cell {index}"
+             for path in sorted(glob.glob(str(ROOT / "chapters" / "*.ipynb")))
+             for index, cell in enumerate(nbformat.read(path, as_version=4).cells)
+             if cell.cell_type == "code" and not {"remove-cell", "hide-input", "remove-input"} & set(cell.metadata.get("tags", []))]
+    assert not shown, "code shown to readers without a tag: " + "; ".join(shown)
