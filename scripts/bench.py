@@ -281,8 +281,12 @@ def main() -> None:
         work = Path(folder)
         book = copy_book(work / "book")
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cold = make_book(book)
+        cold_log = []
+        cold = make_book(book, output=cold_log)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # the driver's own phase lines: chapters executing on every core, then Sphinx's pages
+        executing = re.search(r"^executed \d+ chapters in ([0-9.]+) s", cold_log[0], re.M)
+        pages_phase = re.search(r"^built the pages in ([0-9.]+) s", cold_log[0], re.M)
         # processor time of the cold build (make, the driver, every kernel, Sphinx): on n cores it
         # cannot take less than this divided by n
         cold_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
@@ -318,7 +322,9 @@ def main() -> None:
         "seconds": {"cold_build": round(cold, 1), "noop_rebuild": round(noop, 1), "one_csv_rebuild": round(one_csv, 1),
                     "title_rebuild": round(title, 1), "cold_build_cpu": round(cold_cpu, 1),
                     "empty_book": round(empty, 1), "executions": round(run, 1), "tests": None if tests is None else round(tests, 1),
-                    "tests_cpu": None if tests_cpu is None else round(tests_cpu, 1)},
+                    "tests_cpu": None if tests_cpu is None else round(tests_cpu, 1),
+                    "cold_executing": float(executing.group(1)) if executing else None,
+                    "cold_pages": float(pages_phase.group(1)) if pages_phase else None},
         "tests_passed": tests_passed,
         "edited_csv": EDITED[0],
         "title_rebuild_executed": title_executed,
