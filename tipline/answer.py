@@ -79,14 +79,16 @@ def compute() -> dict:
     level = outcomes.LEVEL
     years = outcomes.years()
     modelled, not_modelled = {}, {}
+    given = {year: outcomes.inputs(year) for year in years}
     for year in years:
         modelled[str(year)] = {}
         for definition in outcomes.definitions(year):
             label, frame = outcomes.DEFINITIONS[definition], draws[(year, definition)]
             result = outcomes.summary(frame)
+            threshold = outcomes.threshold_summary(frame)
             modelled[str(year)][definition] = {
                 "definition": label,
-                "reports": outcomes.inputs(year).reports[definition],
+                "reports": given[year].reports[definition],
                 "acceptance_rate": round(outcomes.acceptance(frame), 6),
                 "outcomes": {o: {"median": round(float(result.loc[o, "median"]), 6),
                                  "low": round(float(result.loc[o, "low"]), 6),
@@ -95,11 +97,11 @@ def compute() -> dict:
                                     if o in outcomes.OUTCOMES else {})}
                              for o in outcomes.OUTCOMES + ("conviction",)},
                 "no_arrest": _interval(outcomes.no_arrest(frame)),
-                "threshold_reports_per_investigation": {**_interval(outcomes.threshold_summary(frame)),
-                                                        "probability_below": round(outcomes.threshold_summary(frame)["probability_below"], 6)},
+                "threshold_reports_per_investigation": {**_interval(threshold),
+                                                        "probability_below": round(threshold["probability_below"], 6)},
             }
             if definition == outcomes.FEDERAL:
-                federal = outcomes.inputs(year).federal
+                federal = given[year].federal
                 modelled[str(year)][definition]["federal_outcomes"] = {
                     "agency": "HSI", "investigations": federal.investigations, "arrests": federal.arrests,
                     "grades": list(federal.grades),
@@ -117,10 +119,9 @@ def compute() -> dict:
     reconciliation = {}
     for year in years:
         offered = task_force_reports(year)
-        given = outcomes.inputs(year)
         entry = {"reports_made_available_to_icac": offered}
-        for stage, published, more_than in (("investigations", given.investigations, given.investigations_more_than),
-                                             ("arrests", given.arrests, given.arrests_more_than)):
+        for stage, published, more_than in (("investigations", given[year].investigations, given[year].investigations_more_than),
+                                             ("arrests", given[year].arrests, given[year].arrests_more_than)):
             if fits[stage] is None:
                 continue
             rate = fits[stage].mean_rate(level)

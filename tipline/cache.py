@@ -280,12 +280,19 @@ def prepare_chart_bundle() -> None:
         subprocess.Popen([sys.executable, "-c", BUNDLE_SCRIPT, str(bundle)], cwd=BOOK)
 
 
-ANSWER_SCRIPT = ("import os, sys\n"
-                 "from tipline.answer import write\n"
-                 "from tipline.data import track\n"
-                 "track('answer')\n"
-                 "write(sys.argv[1] + '.part')\n"
-                 "os.replace(sys.argv[1] + '.part', sys.argv[1])\n")
+ANSWER_SCRIPT = "import sys\nfrom tipline.cache import keep_answer\nkeep_answer(sys.argv[1])\n"
+
+
+def keep_answer(target) -> None:
+    """Compute answer.json into `target` whole (written beside it, then renamed), recording the
+    datasets it read (tipline.data.track) for the next build's `answer_file()`."""
+    from .answer import write
+    from .data import track
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    track("answer")
+    write(target.with_name(target.name + ".part")).replace(target)
 
 
 def answer_file() -> Path:
@@ -332,10 +339,7 @@ def answer_ready() -> Path:
             break
         time.sleep(0.05)
     if not target.exists():
-        from .answer import write
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write(target.with_name(target.name + ".part")).replace(target)
+        keep_answer(target)
     running.unlink(missing_ok=True)
     return target
 

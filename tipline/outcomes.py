@@ -181,10 +181,6 @@ def growth(measure: str, agency: str = "icac") -> float:
     return float((series[last] / series[first]) ** (1 / (last - first)) - 1)
 
 
-def investigation_growth() -> float:
-    return growth("investigations")
-
-
 def federal_cases(year: int) -> FederalCases | None:
     """HSI investigations and arrests for the fiscal year `year`; None if either is unpublished."""
     rows = load("downstream")
