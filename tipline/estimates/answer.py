@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import funnels, outcomes
-from .data import load
+from ..evidence.data import load
 
 QUESTION = "Using best inference, what is the most common outcome of a genuine, U.S.-jurisdiction NCMEC CyberTipline report?"
 
