@@ -163,6 +163,18 @@ def compute() -> dict:
     }
 
 
+@lru_cache(maxsize=1)
+def _loaded() -> str:
+    return json.dumps(compute(), sort_keys=True, default=str)
+
+
+def load() -> dict:
+    """The headline figures for the current inputs, as answer.json holds them (a fresh copy each
+    call). Chapters read the answer through this instead of calling `compute()` themselves; the
+    build decides where it is computed and kept (computed once per process here)."""
+    return json.loads(_loaded())
+
+
 def write(path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
