@@ -812,3 +812,47 @@ def test_a_backtracking_pattern_runs_in_linear_time_and_an_unsafe_one_is_refused
         folder = _edit_package(tmp_path / str(number), lambda text: text.replace(
             '"pattern": "[a-z0-9_]+"', f'"pattern": "{pattern}"', 1))
         assert "is not a pattern RE2 can run in linear time" in _package_refused(folder)
+
+
+# --- CITATION.cff read strictly ---------------------------------------------------------------
+
+CITATION = (Path(tipline.evidence.data.ROOT) / "CITATION.cff").read_text(encoding="utf-8")
+
+
+def _citation(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "CITATION.cff"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("case, old, new, expected", [
+    ("an unquoted date", 'date-released: "2026-11-29"', "date-released: 2026-11-29",
+     "The CyberTipline outcomes book team (2026)."),
+    ("an author with only given names", '  - name: "The CyberTipline outcomes book team"',
+     "  - given-names: Ada\n  - given-names: Grace\n    family-names: Hopper", "Ada and Grace Hopper (2026)."),
+])
+def test_valid_citation_forms_are_read_as_appendix_b_and_the_pages_use_them(tmp_path, case, old, new, expected):
+    from tipline.site.reader import book_citation, page_citation, read_citation
+
+    assert CITATION.count(old) == 1
+    record = read_citation(_citation(tmp_path, CITATION.replace(old, new)))
+    assert book_citation(record).startswith(expected.split(" (")[0]) and expected in book_citation(record)
+    assert page_citation(record, "A page", "2026-12-01", "https://example.org/p.html").startswith(expected.split(" (")[0])
+
+
+@pytest.mark.parametrize("case, change, words", [
+    ("duplicate key", lambda text: text + 'title: "Another title"\n', "duplicate key 'title' (first on line 4)"),
+    ("not a date", lambda text: text.replace('date-released: "2026-11-29"', "date-released: 2026-13-45"), "is not a 'date'"),
+    ("an alias", lambda text: text.replace("keywords:", "abstract2: &a x\nkeywords:"), "anchors and aliases"),
+    ("a bidi override", lambda text: text.replace("An executable research book", "An \u202eexecutable research book"),
+     "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ("a version read as a number", lambda text: text.replace('version: "0.2.1"', "version: 1.10"), "quote the version"),
+    ("broken YAML", lambda text: text.replace("authors:", "authors: [:"), "not valid YAML"),
+])
+def test_a_citation_file_is_refused_with_line_and_column(tmp_path, case, change, words):
+    from tipline.site.reader import read_citation
+
+    with pytest.raises(ValueError) as raised:
+        read_citation(_citation(tmp_path, change(CITATION)))
+    message = str(raised.value)
+    assert re.search(r"CITATION\.cff, line [0-9]+, column [0-9]+: ", message) and words in message, message
