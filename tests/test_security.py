@@ -413,18 +413,17 @@ def test_every_chart_is_followed_by_a_table_of_exactly_its_rows(built_site):
     assert total >= 14
 
 
-def test_the_build_refuses_pages_with_unknown_inline_code():
+def test_the_theme_handlers_become_data_attributes_and_pages_pass_the_check():
     from tipline.site import sphinx
 
-    head = '<html><head><meta charset="utf-8" /></head><body>'
-    locked = sphinx._lock(Path("page.html"), head + "<script>DOCUMENTATION_OPTIONS.pagename = 'chapters/x';</script>"
-                          '<button onclick="window.print()">Print</button></body></html>')
-    assert 'data-tipline-action="print"' in locked and "onclick" not in locked
-    assert re.search(r"script-src 'self' 'sha256-[A-Za-z0-9+/=]+';", locked)
-    for body in ("<script>alert(1)</script>", "<script>DOCUMENTATION_OPTIONS.pagename = 'x'; alert(1);</script>",
-                 '<img src="x" onerror="alert(1)">', "<svg onload=alert(1)></svg>"):
-        with pytest.raises(RuntimeError, match="page.html"):
-            sphinx._lock(Path("page.html"), head + body + "</body></html>")
+    head = ('<html><head><meta charset="utf-8" />' + sphinx.csp_meta([sphinx._hash("DOCUMENTATION_OPTIONS.pagename = 'x';")])
+            + "<script>DOCUMENTATION_OPTIONS.pagename = 'x';</script></head><body>")
+    page = head + '<button onclick="window.print()">Print</button></body></html>'
+    fixed = page.replace(*next(iter(sphinx.HANDLERS.items())))
+    assert 'data-tipline-action="print"' in fixed and "onclick" not in fixed
+    sphinx.check_page("page.html", fixed)
+    with pytest.raises(sphinx.PageRefused, match="page.html, line 1: <button> has an inline event handler onclick="):
+        sphinx.check_page("page.html", page)
 
 
 # --- round two (issue 21): only listed plain files ------------------------------------------
@@ -856,3 +855,90 @@ def test_a_citation_file_is_refused_with_line_and_column(tmp_path, case, change,
         read_citation(_citation(tmp_path, change(CITATION)))
     message = str(raised.value)
     assert re.search(r"CITATION\.cff, line [0-9]+, column [0-9]+: ", message) and words in message, message
+
+
+# --- the pages' security policy and the check of every page ---------------------------------
+
+def _policy_page(body: str, head: str = "") -> str:
+    from tipline.site import sphinx
+
+    known = "DOCUMENTATION_OPTIONS.pagename = 'chapters/changes';"
+    return ('<!DOCTYPE html><html><head><meta charset="utf-8" />\n<meta name="viewport" content="width=device-width" />'
+            + sphinx.csp_meta([sphinx._hash(known)]) + f'\n<title>t</title><script src="../_static/a.js"></script>'
+            f"<script>{known}</script>{head}</head><body>\n{body}\n</body></html>")
+
+
+def test_the_policy_is_in_every_page_context_whatever_the_page_says():
+    # a data cell quoting the policy's own text once switched the policy off (issue 21)
+    from types import SimpleNamespace
+
+    from tipline.site import sphinx
+    from sphinx.builders.html import _JavaScript
+
+    app = SimpleNamespace(add_js_file=lambda *args, **kwargs: None)
+    for body in ("", 'The attribute http-equiv="Content-Security-Policy" is quoted here.', "<meta charset=\"utf-8\" />"):
+        context = {"body": body, "metatags": '<meta name="x" content="y">',
+                   "script_files": [_JavaScript("_static/a.js"), _JavaScript(None, body="let toggleHintShow = 'Click to show';")]}
+        sphinx._page_context(app, "chapters/05_platforms_policy", "page.html", context, None)
+        assert context["metatags"].startswith('<meta http-equiv="Content-Security-Policy" content="default-src \'self\'; '
+                                              "script-src 'self' 'sha256-"), context["metatags"]
+        assert context["metatags"].endswith('<meta name="x" content="y">')
+    context = {"body": "", "script_files": [_JavaScript(None, body="alert(document.domain)")]}
+    with pytest.raises(sphinx.PageRefused, match="chapters/x.html: an extension adds an inline script the build does not know"):
+        sphinx._page_context(app, "chapters/x", "page.html", context, None)
+
+
+HOSTILE_PAGES = {  # what CHANGELOG.md (raw HTML in Markdown) or a chapter could put in a page: the reason given
+    "an attribute quoting the JSON type": ("<script data-x='type=\"application/json\"'>window.__pwned = 1</script>",
+                                           "an inline script the build does not know"),
+    "an external script": ('<script src="https://example.org/x.js"></script>', "loads from another host"),
+    "a protocol-relative script": ('<script src="//example.org/x.js"></script>', "loads from another host"),
+    "a script address with backslashes": ('<script src="\\\\example.org/x.js"></script>', "loads from another host"),
+    "an iframe srcdoc": ('<iframe srcdoc="<script>window.__pwned = 1</script>"></iframe>', "has a srcdoc document"),
+    "an iframe": ('<iframe src="../_static/a.html"></iframe>', "a <iframe> element"),
+    "an event handler": ('<img src="x.png" onerror="window.__pwned = 1">', "inline event handler onerror="),
+    "a javascript: link with a tab": ('<a href="java&#x09;script:alert(1)">x</a>', "a javascript: address"),
+    "an SVG animation to javascript:": ('<svg><a><animate attributeName="href" to="javascript:alert(1)"/></a></svg>',
+                                        "a javascript: address"),
+    "a redirect": ('<meta http-equiv="refresh" content="0;url=https://example.org">', "only a bare page redirects"),
+    "a base address": ('<base href="https://example.org/">', "a <base> element"),
+    "an object": ('<object data="x.swf"></object>', "a <object> element"),
+    "an image from another host": ('<img src="https://example.org/pixel.png">', "loads from another host"),
+    "a stylesheet from another host": ('<link rel="stylesheet" href="https://example.org/x.css">', "loads from another host"),
+    "an import map": ('<script type="importmap">{}</script>', "the build does not know"),
+    "a second policy": ('<meta http-equiv="Content-Security-Policy" content="script-src *">', "outside <head>"),
+    "a type given twice": ('<script type="text/javascript" type="application/json">window.__pwned = 1</script>',
+                           "an inline script the build does not know"),
+    "a script end only a browser sees": ('<script type="application/json">{}</script x><script>window.__pwned = 1</script>',
+                                         "whose text holds '<'"),
+    "an unclosed style a browser ends": ("<style>p{}</style x><script>window.__pwned = 1</script>", "that is never closed"),
+    "a comment a browser ends early": ("<!-- --!><script>window.__pwned = 1</script> -->", "a comment that browsers end"),
+    "an empty comment": ("<!--><script>window.__pwned = 1</script>-->", "a comment that browsers end"),
+    "a CDATA section": ("<![CDATA[ x > <script>window.__pwned = 1</script> ]]>", "<![CDATA["),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_PAGES))
+def test_the_page_check_refuses_code_it_does_not_know_naming_page_and_line(case):
+    from tipline.site import sphinx
+
+    markup, words = HOSTILE_PAGES[case]
+    sphinx.check_page("chapters/changes.html", _policy_page("<p>fine</p>"))
+    with pytest.raises(sphinx.PageRefused) as raised:
+        sphinx.check_page("chapters/changes.html", _policy_page(markup))
+    message = str(raised.value)
+    assert message.startswith("chapters/changes.html, line 4: ") and words in message, message
+
+
+@pytest.mark.parametrize("case, page, words", [
+    ("no policy", "<html><head><meta charset='utf-8'><title>x</title></head><body>x</body></html>", "has no Content-Security-Policy"),
+    ("policy after a script", "<html><head><meta charset='utf-8'><script src='a.js'></script>"
+     "<meta http-equiv='Content-Security-Policy' content=\"script-src 'self'\"></head><body></body></html>", "comes after"),
+    ("a redirect away", '<meta http-equiv="Refresh" content="0; url=https://example.org/" />', "only a bare page redirects"),
+])
+def test_a_page_without_the_policy_first_is_refused(case, page, words):
+    from tipline.site import sphinx
+
+    sphinx.check_page("index.html", '<meta http-equiv="Refresh" content="0; url=chapters/summary.html" />')
+    with pytest.raises(sphinx.PageRefused, match=re.escape(words)):
+        sphinx.check_page("page.html", page)
