@@ -942,3 +942,166 @@ def test_a_page_without_the_policy_first_is_refused(case, page, words):
     sphinx.check_page("index.html", '<meta http-equiv="Refresh" content="0; url=chapters/summary.html" />')
     with pytest.raises(sphinx.PageRefused, match=re.escape(words)):
         sphinx.check_page("page.html", page)
+
+
+# --- end to end: built pages, the browser, the PDF printer (make test only) --------------------
+
+class _Recorder:
+    """A second local server standing for another host: it records every request it gets."""
+
+    def __init__(self):
+        import functools
+        import http.server
+        import threading
+
+        self.requests = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                recorder.requests.append(self.path)
+                body = b"window.__pwned = 'fetched';"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/javascript")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=functools.partial(self.server.serve_forever), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def _serve(folder: Path):
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _hostile_markup(elsewhere: str) -> str:
+    """What a pull request could write into CHANGELOG.md, which MyST passes through as HTML."""
+    return (' <p>The attribute http-equiv="Content-Security-Policy" is quoted here.</p>'
+            "<script data-x='type=\"application/json\"'>window.__pwned = 'inline';</script>"
+            f'<script src="{elsewhere}/evil.js"></script>'
+            '<img src="x.png" onerror="window.__pwned = \'handler\'">'
+            "<iframe srcdoc=\"<script>parent.__pwned = 'srcdoc'</script>\"></iframe>"
+            '<a id="tipline-hostile" href="javascript:window.__pwned = \'link\'">a link</a>'
+            "<svg><script>window.__pwned = 'svg';</script></svg>")
+
+
+@pytest.mark.full
+def test_the_policy_alone_stops_hostile_markup_in_chromium(built_site, browser, tmp_path):
+    # a built page with hostile markup added after the build (as if the page check had missed it):
+    # the policy the template put in its <head> still stops every piece, and nothing reaches another host
+    site = tmp_path / "site"
+    (site / "chapters").mkdir(parents=True)
+    (site / "_static").symlink_to(built_site / "_static", target_is_directory=True)
+    elsewhere = _Recorder()
+    page_text = (built_site / "chapters" / "changes.html").read_text(encoding="utf-8")
+    at = page_text.index('<article class="bd-article">') + len('<article class="bd-article">')
+    (site / "chapters" / "changes.html").write_text(page_text[:at] + _hostile_markup(elsewhere.url) + page_text[at:],
+                                                    encoding="utf-8")
+    server, url = _serve(site)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        violations = []
+        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+        page.goto(f"{url}/chapters/changes.html", wait_until="load")
+        page.click("#tipline-hostile")
+        page.wait_for_timeout(500)
+        policy = page.evaluate("document.head.querySelector('meta[http-equiv=\"Content-Security-Policy\"]').content")
+        pwned = page.evaluate("window.__pwned === undefined ? null : window.__pwned")
+        context.close()
+    finally:
+        server.shutdown()
+        elsewhere.close()
+    assert policy.startswith("default-src 'self'; script-src 'self'"), policy
+    assert pwned is None, f"hostile markup ran: {pwned}"
+    assert elsewhere.requests == [], elsewhere.requests
+    assert len(violations) >= 4, violations  # the inline script, the handler, the external script, the link...
+
+
+@pytest.mark.full
+def test_the_pdf_printer_reaches_no_other_host(tmp_path):
+    from tipline.site import pdf
+
+    if not pdf.CHROMIUM.exists():
+        pytest.fail(f"no browser at {pdf.CHROMIUM}: the PDF printer cannot be checked")
+    elsewhere = _Recorder()
+    (tmp_path / "page.html").write_text(  # no policy: the printer's own route must stop the request
+        f'<!DOCTYPE html><html><head><title>x</title><script src="{elsewhere.url}/evil.js"></script></head>'
+        f'<body><h1>x</h1><img src="{elsewhere.url}/pixel.png"></body></html>', encoding="utf-8")
+    try:
+        with pytest.raises(RuntimeError, match=rf"page\.html asked for {re.escape(elsewhere.url)}/"):
+            pdf.make(tmp_path, ["page"])
+    finally:
+        elsewhere.close()
+    assert elsewhere.requests == []
+    assert not (tmp_path / pdf.NAME).exists()
+
+
+@pytest.mark.full
+def test_a_data_cell_quoting_the_policy_keeps_the_policy_on_the_page(built_site, browser, tmp_path):
+    from conftest import copy_built, make_book
+
+    from tipline.site import sphinx
+
+    repo = copy_built(built_site, tmp_path / "book")
+    _change_cell(repo / "data", "policy_events.csv", "2024-05-07", "description",
+                 lambda value: value + ' (The attribute http-equiv="Content-Security-Policy" is quoted here.)')
+    result = make_book(repo)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    site = repo / "_build" / "html"
+    text = (site / "chapters" / "05_platforms_policy.html").read_text(encoding="utf-8")
+    assert "is quoted here" in text
+    for page in site.rglob("*.html"):
+        if "_static" not in page.parts:
+            sphinx.check_page(page.name, page.read_text(encoding="utf-8"))  # the policy first, no unknown code
+    server, url = _serve(site)
+    try:
+        page = browser.new_page()
+        page.goto(f"{url}/chapters/05_platforms_policy.html", wait_until="load")
+        policies = page.evaluate("[...document.querySelectorAll('meta[http-equiv=\"Content-Security-Policy\"]')]"
+                                 ".map(m => m.parentElement.tagName)")
+        page.close()
+    finally:
+        server.shutdown()
+    assert policies == ["HEAD"], policies
+
+
+@pytest.mark.full
+def test_hostile_html_in_the_changelog_stops_the_build_naming_the_page(built_site, tmp_path):
+    from conftest import copy_built, make_book
+
+    repo = copy_built(built_site, tmp_path / "book")
+    elsewhere = _Recorder()
+    try:
+        changelog = repo / "CHANGELOG.md"
+        changelog.write_text(changelog.read_text(encoding="utf-8") + "\n" + _hostile_markup(elsewhere.url) + "\n",
+                             encoding="utf-8")
+        result = make_book(repo)
+    finally:
+        elsewhere.close()
+    log = repo / "_build" / "sphinx.log"
+    output = result.stdout + result.stderr + (log.read_text(encoding="utf-8") if log.exists() else "")
+    assert result.returncode != 0, output[-3000:]
+    assert re.search(r"chapters/changes\.html, line [0-9]+: ", output), output[-3000:]
+    assert elsewhere.requests == []
+    site = repo / "_build" / "html"
+    if site.exists():  # the previous site is kept whole; it never carries the hostile markup
+        assert "window.__pwned" not in (site / "chapters" / "changes.html").read_text(encoding="utf-8")
