@@ -189,7 +189,9 @@ def validate_citation(record: dict, marks: dict | None = None, name: str = "CITA
     if problems:
         raise ValueError("CITATION.cff does not follow the Citation File Format 1.2.0:\n  " + "\n  ".join(problems))
     # what every page's citation prints
-    if "version" in record and not isinstance(record["version"], str):
+    if "version" not in record:
+        raise ValueError(f"{at(())}: every page's citation names the book's version: add `version: \"x.y.z\"`")
+    if not isinstance(record["version"], str):
         raise ValueError(f"{at(('version',))}: quote the version: unquoted, YAML reads it as the number "
                          f"{record['version']!r} (1.10 would become 1.1)")
     for index, author in enumerate(record["authors"]):
