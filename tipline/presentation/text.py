@@ -132,6 +132,22 @@ def quoted(quote_id: str) -> str:
     return OPEN + _quotation(quote_id)["text"] + CLOSE
 
 
+def quote_all(name: str, quote_ids: list[str], conjunction: str = "and") -> str:
+    """Glue several short quotations from one source as a list (“a”, “b” and “c”) with one citation,
+    for {glue:md}`name:myst`; returns the list in plain text."""
+    rows = [_quotation(quote_id) for quote_id in quote_ids]
+    cited = {row["source_id"] for row in rows}
+    if len(cited) != 1:
+        raise ValueError(f"quote_all() takes quotations from one source; {quote_ids} come from {sorted(cited)}")
+
+    def listed(words):
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" {conjunction} " + words[-1]
+
+    markdown = listed([OPEN + markdown_literal(row["text"]) + CLOSE for row in rows]) + f" {{cite:p}}`{cited.pop()}`"
+    glue(name, Markdown(markdown), display=False)
+    return listed([OPEN + row["text"] + CLOSE for row in rows])
+
+
 def quote(name: str, quote_id: str) -> str:
     """Glue quotation `quote_id` with its citation under `name`, for {glue:md}`name:myst` in the
     prose; returns the words with their quotation marks."""
@@ -149,10 +165,16 @@ def _break_words(row) -> str:
     return f"Series break in {row.year}{GRADE_WORDS[row.grade]}. {row.what_changed}"
 
 
+def break_words(dataset: str, first: int, last: int, rows: pd.DataFrame | None = None) -> str:
+    """The disclosure, in plain sentences, of every break of `dataset` that a span from year `first`
+    to year `last` crosses (tipline.evidence.ledger.breaks_within); empty when it crosses none."""
+    return " ".join(_break_words(row) for row in ledger.breaks_within(dataset, first, last, rows).itertuples(index=False))
+
+
 def breaks_note(name: str, dataset: str, first: int, last: int, rows: pd.DataFrame | None = None) -> str:
     """Glue under `name`, for {glue:md}`name:myst`, the disclosure of every break of `dataset` between
-    years `first` and `last` (see tipline.evidence.ledger.breaks_within), each with its citation;
-    an empty note when the span crosses none. Returns the plain sentences."""
+    years `first` and `last`, each with its citation; an empty note when the span crosses none.
+    Returns the plain sentences."""
     found = ledger.breaks_within(dataset, first, last, rows)
     words = " ".join(_break_words(row) for row in found.itertuples(index=False))
     markdown = " ".join(f"{markdown_literal(_break_words(row))} {{cite:p}}`{row.source_id}`"
