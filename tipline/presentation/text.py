@@ -113,6 +113,11 @@ def markdown_literal(text: str) -> str:
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
+def _inner(text: str) -> str:
+    """A quotation within the quotation takes single marks: the source's words, punctuated as quoted."""
+    return text.replace(OPEN, "\u2018").replace(CLOSE, "\u2019")
+
+
 def _quotation(quote_id: str):
     ledger_rows = load("quotes").set_index("quote_id")
     if quote_id not in ledger_rows.index:
@@ -129,7 +134,7 @@ def _quotation(quote_id: str):
 def quoted(quote_id: str) -> str:
     """The exact words of quotation `quote_id` between quotation marks, for a sentence that gives
     its source in its own words or in the source note beside it."""
-    return OPEN + _quotation(quote_id)["text"] + CLOSE
+    return OPEN + _inner(_quotation(quote_id)["text"]) + CLOSE
 
 
 def quote_all(name: str, quote_ids: list[str], conjunction: str = "and") -> str:
@@ -143,17 +148,17 @@ def quote_all(name: str, quote_ids: list[str], conjunction: str = "and") -> str:
     def listed(words):
         return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" {conjunction} " + words[-1]
 
-    markdown = listed([OPEN + markdown_literal(row["text"]) + CLOSE for row in rows]) + f" {{cite:p}}`{cited.pop()}`"
+    markdown = listed([OPEN + markdown_literal(_inner(row["text"])) + CLOSE for row in rows]) + f" {{cite:p}}`{cited.pop()}`"
     glue(name, Markdown(markdown), display=False)
-    return listed([OPEN + row["text"] + CLOSE for row in rows])
+    return listed([OPEN + _inner(row["text"]) + CLOSE for row in rows])
 
 
 def quote(name: str, quote_id: str) -> str:
     """Glue quotation `quote_id` with its citation under `name`, for {glue:md}`name:myst` in the
     prose; returns the words with their quotation marks."""
     row = _quotation(quote_id)
-    glue(name, Markdown(f"{OPEN}{markdown_literal(row['text'])}{CLOSE} {{cite:p}}`{row['source_id']}`"), display=False)
-    return OPEN + row["text"] + CLOSE
+    glue(name, Markdown(f"{OPEN}{markdown_literal(_inner(row['text']))}{CLOSE} {{cite:p}}`{row['source_id']}`"), display=False)
+    return OPEN + _inner(row["text"]) + CLOSE
 
 
 # ---------------------------------------------------------------- series breaks, from data/breaks.csv
@@ -177,7 +182,7 @@ def breaks_note(name: str, dataset: str, first: int, last: int, rows: pd.DataFra
     Returns the plain sentences."""
     found = ledger.breaks_within(dataset, first, last, rows)
     words = " ".join(_break_words(row) for row in found.itertuples(index=False))
-    markdown = " ".join(f"{markdown_literal(_break_words(row))} {{cite:p}}`{row.source_id}`"
+    markdown = " ".join(f"{markdown_literal(_break_words(row).rstrip('.'))} {{cite:p}}`{row.source_id}`."
                         for row in found.itertuples(index=False) if SOURCE_ID.fullmatch(row.source_id))
     glue(name, Markdown(markdown), display=False)
     return words
