@@ -1,9 +1,12 @@
-"""Hostile input, as a contributor's pull request could bring it (issue 11).
+"""Hostile input, as a contributor's pull request could bring it (issues 11 and 21).
 
-Each case edits a copy of data/ and asserts the ONE message the load gives: the file, the
-physical line and the column. The last tests go end to end through `make book`: a refused
-file publishes nothing and runs nothing; an accepted hostile text is escaped on every page
-and no script from it runs in Chromium (tests/test_browser.py drives the browser).
+Each case edits a copy of data/ (or of datapackage.json, CITATION.cff, a page) and asserts the ONE
+message the load gives: the file, the physical line and the column (a CSV column's name; in
+datapackage.json and CITATION.cff, the character position). The page checks run on small pages
+here; the tests marked `full` go end to end: `make book` on a copy (a refused file publishes
+nothing and runs nothing; hostile HTML in CHANGELOG.md stops the build naming the page), and
+Chromium (the page template's policy alone stops hostile markup; the PDF printer reaches no
+other host).
 """
 from __future__ import annotations
 
