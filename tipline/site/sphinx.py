@@ -179,8 +179,6 @@ def _theme_mode(app, config) -> None:
 # --- the check of every written page ---------------------------------------------------------------
 
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "data", "poster", "background", "ping", "manifest"}
-# elements whose addresses the browser loads with the page (an <a href> is only followed when clicked)
-LOADED = {"script", "link", "img", "source", "video", "audio", "track", "input", "image", "use", "feimage"}
 REFUSED_ELEMENTS = {"iframe", "frame", "frameset", "object", "embed", "applet", "base", "portal", "fencedframe"}
 SCHEME = re.compile(r"([a-z][a-z0-9+.-]*):")
 
@@ -241,6 +239,8 @@ class _PageCheck(HTMLParser):
             self.in_head = False
         elif self.in_head:
             self.head_elements.append((tag, values))
+        if tag in REFUSED_ELEMENTS:
+            self.refuse(f"a <{tag}> element: pages embed no frames, objects or base addresses")
         for name, value in values.items():
             if name.startswith("on"):
                 self.refuse(f"<{tag}> has an inline event handler {name}=: pages run no inline code")
@@ -251,8 +251,6 @@ class _PageCheck(HTMLParser):
             if name == "srcset":
                 for candidate in value.split(","):
                     self._address(tag, name, candidate.strip().split(" ")[0])
-        if tag in REFUSED_ELEMENTS:
-            self.refuse(f"a <{tag}> element: pages embed no frames, objects or base addresses")
         if tag == "meta" and "http-equiv" in values:
             self._meta(values)
         if tag in ("script", "style"):
@@ -261,13 +259,15 @@ class _PageCheck(HTMLParser):
 
     def _address(self, tag, name, value):
         address = _address(value)
-        scheme = SCHEME.match(address)
-        if scheme and scheme.group(1) not in ("http", "https", "mailto", "data"):
-            self.refuse(f"<{tag} {name}={value[:60]!r}>: a {scheme.group(1)}: address")
-        elif scheme and scheme.group(1) == "data" and not (tag in ("img", "source") and name in ("src", "srcset")):
+        scheme = SCHEME.match(address).group(1) if SCHEME.match(address) else None
+        link = tag in ("a", "area") and name in ("href", "xlink:href")  # followed only when a reader clicks it
+        if scheme not in (None, "http", "https", "mailto", "data"):
+            self.refuse(f"<{tag} {name}={value[:60]!r}>: a {scheme}: address")
+        elif scheme == "data" and not (tag in ("img", "source") and name in ("src", "srcset")):
             self.refuse(f"<{tag} {name}={value[:40]!r}...>: a data: address outside an image")
-        elif tag in LOADED and not _local(address) and not address.startswith("data:"):
-            self.refuse(f"<{tag} {name}={value[:60]!r}>: loads from another host; pages load only the site's own files")
+        elif scheme != "data" and not link and not _local(address):
+            self.refuse(f"<{tag} {name}={value[:60]!r}>: reaches another host; a page loads from and sends to "
+                        "the site only (a link a reader clicks may lead elsewhere)")
 
     def _meta(self, values):
         kind = values["http-equiv"].strip().lower()
