@@ -7,19 +7,21 @@
 * (the datasets reach <site>/data/ through html_extra_path: _extra/data links to data/; the
   benchmark the reproducibility appendix charts is copied beside them here);
 * gives every page a Content-Security-Policy, unconditionally: a meta tag that Sphinx's page
-  template writes right after <meta charset> (the `metatags` of the page context), before
+  template writes among its first <meta> tags (the `metatags` of the page context), before
   anything that could load or run. It runs scripts only from the site's own files plus, by
-  hash, the extensions' few known setting scripts (`KNOWN_INLINE`). (Sphinx's template writes
-  <meta name="viewport"> between the two: a meta tag loads and runs nothing.) The theme's inline code is
-  gone at its source: _templates/layout.html and search.html drop the theme's two inline scripts
-  (the colour mode comes from _static/tipline-mode.js), sphinx-thebe's configuration nodes are
-  removed from each page's document, and the theme's two inline onclick handlers become data
-  attributes served by _static/tipline-site.js;
+  hash, the extensions' few known setting scripts (`KNOWN_INLINE`). The theme's inline code is
+  gone at its source: _templates/layout.html and search.html drop the theme's two inline
+  scripts (the colour mode comes from _static/tipline-mode.js), sphinx-thebe's configuration
+  nodes are removed from each page's document, and the theme's two inline onclick handlers
+  become data attributes served by _static/tipline-site.js (the one rewrite of written pages
+  left: see `_check_pages`);
 * checks every page once it is written (`check_page`, on the parsed HTML): the policy in <head>
-  before anything but other <meta> tags, every script a local file or known setting, no event handler, no frame, object, <base>
-  or other http-equiv, no javascript: address and nothing loaded from another host. A page that
-  breaks a rule stops the build, naming the page, the line and the reason: data escape what they
-  put in a page, so what trips this is code or raw HTML in a chapter or CHANGELOG.md.
+  before anything but other <meta> tags, every script a local file or known setting, no event
+  handler, no frame, object, <base> or other http-equiv, no javascript: address, and nothing
+  loaded from or sent to another host (addresses, inline CSS); only links lead elsewhere. A
+  page that breaks a rule stops the build, naming the page, the line and the reason: data
+  escape what they put in a page, so what trips this is code or raw HTML in a chapter or in
+  CHANGELOG.md.
 """
 from __future__ import annotations
 
@@ -181,6 +183,7 @@ def _theme_mode(app, config) -> None:
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "data", "poster", "background", "ping", "manifest"}
 REFUSED_ELEMENTS = {"iframe", "frame", "frameset", "object", "embed", "applet", "base", "portal", "fencedframe"}
 SCHEME = re.compile(r"([a-z][a-z0-9+.-]*):")
+CSS_LOAD = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)|@import|image-set\(|\\", re.I | re.S)
 
 
 def _address(value: str) -> str:
@@ -248,6 +251,8 @@ class _PageCheck(HTMLParser):
                 self.refuse(f"<{tag}> has a srcdoc document")
             if name in URL_ATTRIBUTES or (tag in ("animate", "set") and name in ("to", "from", "values", "by")):
                 self._address(tag, name, value)
+            if name == "style":
+                self._css(tag, value)
             if name == "srcset":
                 for candidate in value.split(","):
                     self._address(tag, name, candidate.strip().split(" ")[0])
@@ -268,6 +273,13 @@ class _PageCheck(HTMLParser):
         elif scheme != "data" and not link and not _local(address):
             self.refuse(f"<{tag} {name}={value[:60]!r}>: reaches another host; a page loads from and sends to "
                         "the site only (a link a reader clicks may lead elsewhere)")
+
+    def _css(self, where: str, css: str) -> None:
+        """Inline CSS loads nothing from another host (the policy blocks it too): url() within the
+        site only; no @import, image-set() or backslash escapes (which could spell url( otherwise)."""
+        for found in CSS_LOAD.finditer(css):
+            if not found.group(0).lower().startswith("url(") or not _local(_address(found.group(2))):
+                self.refuse(f"inline CSS in <{where}> with {found.group(0)[:60]!r}: styles load only the site's own files")
 
     def _meta(self, values):
         kind = values["http-equiv"].strip().lower()
@@ -306,8 +318,11 @@ class _PageCheck(HTMLParser):
         if "<" in code:
             self.refuse(f"a <{tag}> (line {line}) whose text holds '<', which browsers and this check can "
                         "read differently (the book's own scripts and styles never hold one)")
-        if tag == "style" or "src" in values:
-            return  # a style is data; a script's address was checked with the other addresses
+        if tag == "style":
+            self._css("style", code)
+            return
+        if "src" in values:
+            return  # its address was checked with the other addresses
         if kind == "application/json":
             return  # data (chart specs): never executed
         if kind not in ("", "text/javascript", "module", "application/javascript"):
