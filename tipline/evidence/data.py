@@ -450,7 +450,8 @@ def _check_package(pkg, json_: _Json) -> dict:
             fields[_check_field(field, where + ("schema", "fields", number), fields, refuse, shape, keywords)] = field
         fields_of[name] = fields
         key = schema.get("primaryKey", [])
-        if not (isinstance(key, str) or (isinstance(key, list) and key and all(isinstance(k, str) for k in key))):
+        if "primaryKey" in schema and not (isinstance(key, str) or (isinstance(key, list) and key
+                                                                     and all(isinstance(k, str) for k in key))):
             refuse(where + ("schema", "primaryKey"), "must be a field name or a list of field names")
         schema["primaryKey"] = _names(key)
         for item in schema["primaryKey"]:
@@ -459,7 +460,7 @@ def _check_package(pkg, json_: _Json) -> dict:
         if len(set(schema["primaryKey"])) != len(schema["primaryKey"]):
             refuse(where + ("schema", "primaryKey"), "names a field twice")
     for index, resource in enumerate(pkg["resources"]):
-        _check_foreign_keys_declared(resource, ("resources", index, "schema"), fields_of, refuse, keywords)
+        _check_foreign_keys_declared(resource, ("resources", index, "schema"), fields_of, refuse, keywords, shape)
     for index, resource in enumerate(pkg["resources"]):
         _check_identifiers(resource, ("resources", index, "schema"), fields_of, refuse)
     return pkg
@@ -531,7 +532,7 @@ def _check_field(field, where, fields, refuse, shape, keywords) -> str:
     return name
 
 
-def _check_foreign_keys_declared(resource, where, fields_of, refuse, keywords) -> None:
+def _check_foreign_keys_declared(resource, where, fields_of, refuse, keywords, shape) -> None:
     schema = resource["schema"]
     if not isinstance(schema.get("foreignKeys", []), list):
         refuse(where + ("foreignKeys",), "must be a list")
@@ -540,6 +541,7 @@ def _check_foreign_keys_declared(resource, where, fields_of, refuse, keywords) -
         keywords(key, at, {"fields", "reference"}, ("fields", "reference"))
         keywords(key["reference"], at + ("reference",), {"resource", "fields"}, ("resource", "fields"))
         target = key["reference"]["resource"]
+        shape(target, at + ("reference", "resource"), "string")
         if target not in fields_of:
             refuse(at + ("reference", "resource"), f"{target!r} is not a resource of the package "
                    "(a reference to the resource itself is not supported)")
