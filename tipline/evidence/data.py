@@ -376,209 +376,217 @@ def _names(value) -> list:
     return [value] if isinstance(value, str) else value
 
 
-def _check_package(pkg, json_: _Json) -> dict:
-    refuse = json_.refuse
+class _PackageCheck:
+    """The package's structure, keyword by keyword; each refusal at the line and column of the
+    keyword or value (positions from `_Json`)."""
 
-    def shape(value, path, kind):
+    def __init__(self, reader: _Json):
+        self.refuse = reader.refuse
+
+    def shape(self, value, path, kind):
         if not _is(value, kind):
-            refuse(path, f"must be {'an' if kind in ('integer', 'object') else 'a'} {kind}, not {json.dumps(value)[:40]}")
+            article = "an" if kind in ("integer", "object") else "a"
+            self.refuse(path, f"must be {article} {kind}, not {json.dumps(value)[:40]}")
 
-    def keywords(obj, path, allowed, required=()):
-        shape(obj, path, "object")
+    def keywords(self, obj, path, allowed, required=()):
+        self.shape(obj, path, "object")
         for key in obj:
             if key not in allowed:
-                refuse(path + (key,), f"{key!r} is not a keyword this loader enforces or reads as description "
-                       f"({', '.join(sorted(allowed))}): remove it, or make tipline/evidence/data.py enforce it")
+                self.refuse(path + (key,), f"{key!r} is not a keyword this loader enforces or reads as description "
+                            f"({', '.join(sorted(allowed))}): remove it, or make tipline/evidence/data.py enforce it")
         for key in required:
             if key not in obj:
-                refuse(path, f"lacks {key!r}")
+                self.refuse(path, f"lacks {key!r}")
 
-    def text_everywhere(value, path):
+    def text(self, value, path=()):
+        """No invisible or control character anywhere in the package (names, titles, patterns)."""
         if isinstance(value, str):
             problem = unsafe_character(value)
             if problem:
-                refuse(path, f"{value[:40]!r} {problem}")
+                self.refuse(path, f"{value[:40]!r} {problem}")
         elif isinstance(value, dict):
             for key, item in value.items():
-                text_everywhere(key, path + (key,))
-                text_everywhere(item, path + (key,))
+                self.text(key, path + (key,))
+                self.text(item, path + (key,))
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                text_everywhere(item, path + (index,))
+                self.text(item, path + (index,))
 
-    text_everywhere(pkg, ())
-    keywords(pkg, (), PACKAGE_KEYS, ("resources",))
-    for key in ("profile", "name", "title", "description"):
-        if key in pkg:
-            shape(pkg[key], (key,), "string")
-    if pkg.get("profile", "tabular-data-package") != "tabular-data-package":
-        refuse(("profile",), "must be 'tabular-data-package'")
-    shape(pkg.get("licenses", []), ("licenses",), "list")
-    for index, licence in enumerate(pkg.get("licenses", [])):
-        keywords(licence, ("licenses", index), LICENSE_KEYS, ("name",))
-        for key, value in licence.items():
-            shape(value, ("licenses", index, key), "string")
-    shape(pkg["resources"], ("resources",), "list")
-    names, paths, fields_of = {}, {}, {}
-    for index, resource in enumerate(pkg["resources"]):
-        where = ("resources", index)
-        keywords(resource, where, RESOURCE_KEYS, ("name", "path", "schema"))
-        for key in RESOURCE_KEYS - {"schema"}:
-            if key in resource:
-                shape(resource[key], where + (key,), "string")
-        for key, fixed in RESOURCE_FIXED.items():
-            if resource.get(key, fixed) != fixed:
-                refuse(where + (key,), f"must be {fixed!r}: the loader reads {RESOURCE_FIXED['encoding']} CSV only")
-        name, path = resource["name"], resource["path"]
+    def package(self, pkg) -> dict:
+        self.text(pkg)
+        self.keywords(pkg, (), PACKAGE_KEYS, ("resources",))
+        for key in ("profile", "name", "title", "description"):
+            if key in pkg:
+                self.shape(pkg[key], (key,), "string")
+        if pkg.get("profile", "tabular-data-package") != "tabular-data-package":
+            self.refuse(("profile",), "must be 'tabular-data-package'")
+        self.shape(pkg.get("licenses", []), ("licenses",), "list")
+        for index, licence in enumerate(pkg.get("licenses", [])):
+            self.keywords(licence, ("licenses", index), LICENSE_KEYS, ("name",))
+            for key, value in licence.items():
+                self.shape(value, ("licenses", index, key), "string")
+        self.shape(pkg["resources"], ("resources",), "list")
+        names, paths, fields_of = {}, {}, {}
+        for index, resource in enumerate(pkg["resources"]):
+            where = ("resources", index)
+            self.keywords(resource, where, RESOURCE_KEYS, ("name", "path", "schema"))
+            for key in RESOURCE_KEYS - {"schema"}:
+                if key in resource:
+                    self.shape(resource[key], where + (key,), "string")
+            for key, fixed in RESOURCE_FIXED.items():
+                if resource.get(key, fixed) != fixed:
+                    self.refuse(where + (key,), f"must be {fixed!r}: the loader reads {RESOURCE_FIXED['encoding']} CSV only")
+            name, path = resource["name"], resource["path"]
+            if not NAME.fullmatch(name):
+                self.refuse(where + ("name",), f"{name!r} is not a name (a lower-case letter, then letters, digits and _)")
+            if name in names:
+                self.refuse(where + ("name",), f"a second resource named {name!r} (the first is resources/{names[name]})")
+            if not RESOURCE_PATH.fullmatch(path):
+                self.refuse(where + ("path",), f"resource {name!r}: path {path!r} is not a plain file name in data/ "
+                       "(lower-case letters, digits, _ and .csv)")
+            if path in paths:
+                self.refuse(where + ("path",), f"a second resource for {path!r} (the first is resources/{paths[path]})")
+            names[name], paths[path] = index, index
+            schema = resource["schema"]
+            self.keywords(schema, where + ("schema",), SCHEMA_KEYS, ("fields",))
+            self.shape(schema["fields"], where + ("schema", "fields"), "list")
+            if not schema["fields"]:
+                self.refuse(where + ("schema", "fields"), "a resource needs at least one field")
+            fields = {}
+            for number, field in enumerate(schema["fields"]):
+                fields[self.field(field, where + ("schema", "fields", number), fields)] = field
+            fields_of[name] = fields
+            key = schema.get("primaryKey", [])
+            if "primaryKey" in schema and not (isinstance(key, str) or (isinstance(key, list) and key
+                                                                         and all(isinstance(k, str) for k in key))):
+                self.refuse(where + ("schema", "primaryKey"), "must be a field name or a list of field names")
+            schema["primaryKey"] = _names(key)
+            for item in schema["primaryKey"]:
+                if item not in fields:
+                    self.refuse(where + ("schema", "primaryKey"), f"{item!r} is not a field of {name!r}")
+            if len(set(schema["primaryKey"])) != len(schema["primaryKey"]):
+                self.refuse(where + ("schema", "primaryKey"), "names a field twice")
+        for index, resource in enumerate(pkg["resources"]):
+            self.foreign_keys(resource, ("resources", index, "schema"), fields_of)
+        for index, resource in enumerate(pkg["resources"]):
+            self.identifiers(resource, ("resources", index, "schema"), fields_of)
+        return pkg
+
+    def field(self, field, where, fields) -> str:
+        self.keywords(field, where, FIELD_KEYS, ("name", "type"))
+        for key in FIELD_KEYS - {"constraints"}:
+            if key in field:
+                self.shape(field[key], where + (key,), "string")
+        name, kind = field["name"], field["type"]
         if not NAME.fullmatch(name):
-            refuse(where + ("name",), f"{name!r} is not a name (a lower-case letter, then letters, digits and _)")
-        if name in names:
-            refuse(where + ("name",), f"a second resource named {name!r} (the first is resources/{names[name]})")
-        if not RESOURCE_PATH.fullmatch(path):
-            refuse(where + ("path",), f"resource {name!r}: path {path!r} is not a plain file name in data/ "
-                   "(lower-case letters, digits, _ and .csv)")
-        if path in paths:
-            refuse(where + ("path",), f"a second resource for {path!r} (the first is resources/{paths[path]})")
-        names[name], paths[path] = index, index
+            self.refuse(where + ("name",), f"{name!r} is not a name (a lower-case letter, then letters, digits and _)")
+        if name in fields:
+            self.refuse(where + ("name",), f"a second field named {name!r}")
+        if kind not in TYPES:
+            self.refuse(where + ("type",), f"type {kind!r} is not one of {', '.join(TYPES)}")
+        if field.get("format", "default") not in ("default", "uri" if kind == "string" else "default"):
+            self.refuse(where + ("format",), f"format {field['format']!r}: only 'uri' (on a string field) is enforced here")
+        rules = field.setdefault("constraints", {})
+        self.keywords(rules, where + ("constraints",), CONSTRAINTS[kind])
+        at = where + ("constraints",)
+        for key in ("required", "unique"):
+            if key in rules:
+                self.shape(rules[key], at + (key,), "boolean")
+        for key in ("minLength", "maxLength"):
+            if key in rules:
+                self.shape(rules[key], at + (key,), "integer")
+                if rules[key] < 0:
+                    self.refuse(at + (key,), "must not be negative")
+        bound = "string" if kind == "date" else kind
+        for key in ("minimum", "maximum"):
+            if key in rules:
+                self.shape(rules[key], at + (key,), bound)
+                if kind == "date":
+                    try:
+                        rules[key] = date.fromisoformat(rules[key]) if DATE.fullmatch(rules[key]) else None
+                    except ValueError:
+                        rules[key] = None
+                    if rules[key] is None:
+                        self.refuse(at + (key,), "a date bound is written YYYY-MM-DD")
+                elif not math.isfinite(rules[key]):
+                    self.refuse(at + (key,), "must be finite")
+        if kind in ("integer", "number") and not ("minimum" in rules and "maximum" in rules):
+            self.refuse(at, f"field {name!r}: a number field must state a minimum and a maximum")
+        for low, high in (("minimum", "maximum"), ("minLength", "maxLength")):
+            if low in rules and high in rules and rules[low] > rules[high]:
+                self.refuse(at + (low,), f"{low} is above {high}")
+        if "pattern" in rules:
+            self.shape(rules["pattern"], at + ("pattern",), "string")
+            try:
+                compiled = _pattern(rules["pattern"])
+            except re2.error as error:
+                message = error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else str(error)
+                self.refuse(at + ("pattern",), f"{rules['pattern']!r} is not a pattern RE2 can run in linear time "
+                            f"({message})")
+            for formula in FORMULAS:
+                if compiled.fullmatch(formula):
+                    self.refuse(at + ("pattern",), f"{rules['pattern']!r} admits the spreadsheet formula {formula!r}")
+        if "enum" in rules:
+            self.shape(rules["enum"], at + ("enum",), "list")
+            if not rules["enum"]:
+                self.refuse(at + ("enum",), "an enum lists at least one value")
+            for index, value in enumerate(rules["enum"]):
+                self.shape(value, at + ("enum", index), "string" if kind == "date" else kind)
+                if kind == "string" and (not value or value[0] in FORMULA_START or value != value.strip()):
+                    self.refuse(at + ("enum", index), f"{value!r} is empty, has spaces around it or starts like a formula")
+            if len(set(map(json.dumps, rules["enum"]))) != len(rules["enum"]):
+                self.refuse(at + ("enum",), "lists a value twice")
+        return name
+
+    def foreign_keys(self, resource, where, fields_of) -> None:
         schema = resource["schema"]
-        keywords(schema, where + ("schema",), SCHEMA_KEYS, ("fields",))
-        shape(schema["fields"], where + ("schema", "fields"), "list")
-        if not schema["fields"]:
-            refuse(where + ("schema", "fields"), "a resource needs at least one field")
-        fields = {}
-        for number, field in enumerate(schema["fields"]):
-            fields[_check_field(field, where + ("schema", "fields", number), fields, refuse, shape, keywords)] = field
-        fields_of[name] = fields
-        key = schema.get("primaryKey", [])
-        if "primaryKey" in schema and not (isinstance(key, str) or (isinstance(key, list) and key
-                                                                     and all(isinstance(k, str) for k in key))):
-            refuse(where + ("schema", "primaryKey"), "must be a field name or a list of field names")
-        schema["primaryKey"] = _names(key)
-        for item in schema["primaryKey"]:
-            if item not in fields:
-                refuse(where + ("schema", "primaryKey"), f"{item!r} is not a field of {name!r}")
-        if len(set(schema["primaryKey"])) != len(schema["primaryKey"]):
-            refuse(where + ("schema", "primaryKey"), "names a field twice")
-    for index, resource in enumerate(pkg["resources"]):
-        _check_foreign_keys_declared(resource, ("resources", index, "schema"), fields_of, refuse, keywords, shape)
-    for index, resource in enumerate(pkg["resources"]):
-        _check_identifiers(resource, ("resources", index, "schema"), fields_of, refuse)
-    return pkg
+        if not isinstance(schema.get("foreignKeys", []), list):
+            self.refuse(where + ("foreignKeys",), "must be a list")
+        for index, key in enumerate(schema.get("foreignKeys", [])):
+            at = where + ("foreignKeys", index)
+            self.keywords(key, at, {"fields", "reference"}, ("fields", "reference"))
+            self.keywords(key["reference"], at + ("reference",), {"resource", "fields"}, ("resource", "fields"))
+            target = key["reference"]["resource"]
+            self.shape(target, at + ("reference", "resource"), "string")
+            if target not in fields_of:
+                self.refuse(at + ("reference", "resource"), f"{target!r} is not a resource of the package "
+                       "(a reference to the resource itself is not supported)")
+            for side, known, words in ((key, fields_of[resource["name"]], resource["name"]),
+                                       (key["reference"], fields_of[target], target)):
+                names = side["fields"]
+                if not (isinstance(names, str)
+                        or (isinstance(names, list) and names and all(isinstance(n, str) for n in names))):
+                    self.refuse(at + ("fields",), "must be a field name or a list of field names")
+                side["fields"] = _names(names)
+                for name in side["fields"]:
+                    if name not in known:
+                        self.refuse(at + ("fields",), f"{name!r} is not a field of {words!r}")
+            if len(key["fields"]) != len(key["reference"]["fields"]):
+                self.refuse(at + ("fields",), "names as many fields as the reference")
 
-
-def _check_field(field, where, fields, refuse, shape, keywords) -> str:
-    keywords(field, where, FIELD_KEYS, ("name", "type"))
-    for key in FIELD_KEYS - {"constraints"}:
-        if key in field:
-            shape(field[key], where + (key,), "string")
-    name, kind = field["name"], field["type"]
-    if not NAME.fullmatch(name):
-        refuse(where + ("name",), f"{name!r} is not a name (a lower-case letter, then letters, digits and _)")
-    if name in fields:
-        refuse(where + ("name",), f"a second field named {name!r}")
-    if kind not in TYPES:
-        refuse(where + ("type",), f"type {kind!r} is not one of {', '.join(TYPES)}")
-    if field.get("format", "default") not in ("default", "uri" if kind == "string" else "default"):
-        refuse(where + ("format",), f"format {field['format']!r}: only 'uri' (on a string field) is enforced here")
-    rules = field.setdefault("constraints", {})
-    keywords(rules, where + ("constraints",), CONSTRAINTS[kind])
-    at = where + ("constraints",)
-    for key in ("required", "unique"):
-        if key in rules:
-            shape(rules[key], at + (key,), "boolean")
-    for key in ("minLength", "maxLength"):
-        if key in rules:
-            shape(rules[key], at + (key,), "integer")
-            if rules[key] < 0:
-                refuse(at + (key,), "must not be negative")
-    bound = "string" if kind == "date" else kind
-    for key in ("minimum", "maximum"):
-        if key in rules:
-            shape(rules[key], at + (key,), bound)
-            if kind == "date":
-                try:
-                    rules[key] = date.fromisoformat(rules[key]) if DATE.fullmatch(rules[key]) else None
-                except ValueError:
-                    rules[key] = None
-                if rules[key] is None:
-                    refuse(at + (key,), "a date bound is written YYYY-MM-DD")
-            elif not math.isfinite(rules[key]):
-                refuse(at + (key,), "must be finite")
-    if kind in ("integer", "number") and not ("minimum" in rules and "maximum" in rules):
-        refuse(at, f"field {name!r}: a number field must state a minimum and a maximum")
-    for low, high in (("minimum", "maximum"), ("minLength", "maxLength")):
-        if low in rules and high in rules and rules[low] > rules[high]:
-            refuse(at + (low,), f"{low} is above {high}")
-    if "pattern" in rules:
-        shape(rules["pattern"], at + ("pattern",), "string")
-        try:
-            compiled = _pattern(rules["pattern"])
-        except re2.error as error:
-            message = error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else str(error)
-            refuse(at + ("pattern",), f"{rules['pattern']!r} is not a pattern RE2 can run in linear time ({message})")
-        for formula in FORMULAS:
-            if compiled.fullmatch(formula):
-                refuse(at + ("pattern",), f"{rules['pattern']!r} admits the spreadsheet formula {formula!r}")
-    if "enum" in rules:
-        shape(rules["enum"], at + ("enum",), "list")
-        if not rules["enum"]:
-            refuse(at + ("enum",), "an enum lists at least one value")
-        for index, value in enumerate(rules["enum"]):
-            shape(value, at + ("enum", index), "string" if kind == "date" else kind)
-            if kind == "string" and (not value or value[0] in FORMULA_START or value != value.strip()):
-                refuse(at + ("enum", index), f"{value!r} is empty, has spaces around it or starts like a formula")
-        if len(set(map(json.dumps, rules["enum"]))) != len(rules["enum"]):
-            refuse(at + ("enum",), "lists a value twice")
-    return name
-
-
-def _check_foreign_keys_declared(resource, where, fields_of, refuse, keywords, shape) -> None:
-    schema = resource["schema"]
-    if not isinstance(schema.get("foreignKeys", []), list):
-        refuse(where + ("foreignKeys",), "must be a list")
-    for index, key in enumerate(schema.get("foreignKeys", [])):
-        at = where + ("foreignKeys", index)
-        keywords(key, at, {"fields", "reference"}, ("fields", "reference"))
-        keywords(key["reference"], at + ("reference",), {"resource", "fields"}, ("resource", "fields"))
-        target = key["reference"]["resource"]
-        shape(target, at + ("reference", "resource"), "string")
-        if target not in fields_of:
-            refuse(at + ("reference", "resource"), f"{target!r} is not a resource of the package "
-                   "(a reference to the resource itself is not supported)")
-        for side, known, words in ((key, fields_of[resource["name"]], resource["name"]),
-                                   (key["reference"], fields_of[target], target)):
-            names = side["fields"]
-            if not (isinstance(names, str) or (isinstance(names, list) and names and all(isinstance(n, str) for n in names))):
-                refuse(at + ("fields",), "must be a field name or a list of field names")
-            side["fields"] = _names(names)
-            for name in side["fields"]:
-                if name not in known:
-                    refuse(at + ("fields",), f"{name!r} is not a field of {words!r}")
-        if len(key["fields"]) != len(key["reference"]["fields"]):
-            refuse(at + ("fields",), "names as many fields as the reference")
-
-
-def _check_identifiers(resource, where, fields_of, refuse) -> None:
-    """Key fields hold identifiers from a declared character set (an enum or a pattern), so a
-    look-alike key cannot exist; a foreign key may rely on the set of the field it refers to."""
-    schema, fields = resource["schema"], fields_of[resource["name"]]
-    declared = lambda field: "enum" in field["constraints"] or "pattern" in field["constraints"]  # noqa: E731
-    inherited = set()
-    for key in schema.get("foreignKeys", []):
-        target = fields_of[key["reference"]["resource"]]
-        inherited |= {name for name, other in zip(key["fields"], key["reference"]["fields"]) if declared(target[other])}
-    for name in dict.fromkeys(schema["primaryKey"] + [n for key in schema.get("foreignKeys", []) for n in key["fields"]]):
-        field = fields[name]
-        if field["type"] == "string" and not declared(field) and name not in inherited:
-            number = schema["fields"].index(field)
-            refuse(where + ("fields", number, "name"), f"{resource['name']}.{name} is part of a key, so it is an identifier: "
-                   "give it an enum or a pattern (e.g. \"[a-z0-9_]+\") so that look-alike values cannot pass as new keys")
+    def identifiers(self, resource, where, fields_of) -> None:
+        """Key fields hold identifiers from a declared character set (an enum or a pattern), so a
+        look-alike key cannot exist; a foreign key may rely on the set of the field it refers to."""
+        schema, fields = resource["schema"], fields_of[resource["name"]]
+        declared = lambda field: "enum" in field["constraints"] or "pattern" in field["constraints"]  # noqa: E731
+        inherited = set()
+        for key in schema.get("foreignKeys", []):
+            target = fields_of[key["reference"]["resource"]]
+            inherited |= {name for name, other in zip(key["fields"], key["reference"]["fields"]) if declared(target[other])}
+        keys = schema["primaryKey"] + [name for key in schema.get("foreignKeys", []) for name in key["fields"]]
+        for name in dict.fromkeys(keys):
+            field = fields[name]
+            if field["type"] == "string" and not declared(field) and name not in inherited:
+                number = schema["fields"].index(field)
+                self.refuse(where + ("fields", number, "name"),
+                            f"{resource['name']}.{name} is part of a key, so it is an identifier: give it an enum or a "
+                            "pattern (e.g. \"[a-z0-9_]+\") so that look-alike values cannot pass as new keys")
 
 
 @lru_cache(maxsize=8)
 def _package_of(path: Path, text: str) -> dict:
     reader = _Json(path, text)
-    return _check_package(reader.document(), reader)
+    return _PackageCheck(reader).package(reader.document())
 
 
 def package(data_dir: Path = DATA) -> dict:
@@ -743,8 +751,8 @@ def _read(resource: dict, data_dir: Path) -> tuple[pd.DataFrame, list[int]]:
             row[field["name"]] = value
             if field["name"] in unique:
                 if value in unique[field["name"]]:
-                    raise DataError(path, line, field["name"], f"{cell!r} is already on line {unique[field['name']][value]}, "
-                                    "and the field is unique")
+                    first = unique[field["name"]][value]
+                    raise DataError(path, line, field["name"], f"{cell!r} is already on line {first}, and the field is unique")
                 unique[field["name"]][value] = line
         for low, high in ranges:
             if row[low] is not None and row[high] is not None and row[low] > row[high]:

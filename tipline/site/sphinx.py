@@ -149,7 +149,8 @@ def _no_thebe_nodes(app, doctree, docname) -> None:
     # `kernelName = ...` script) to every document: useless on a static site, and inline code
     for node in list(doctree.findall(nodes.raw)):
         text = node.astext()
-        if text.strip().startswith('<script type="text/x-thebe-config">') or re.fullmatch(r"<script>kernelName = '[\w-]+'</script>", text):
+        config = text.strip().startswith('<script type="text/x-thebe-config">')
+        if config or re.fullmatch(r"<script>kernelName = '[\w-]+'</script>", text):
             node.parent.remove(node)
 
 
@@ -333,8 +334,9 @@ class _PageCheck(HTMLParser):
 
 def check_page(name: str, text: str) -> None:
     """Raise PageRefused, naming the page, the line and the reason, unless the page has the
-    policy in <head> before anything but <meta> tags and holds nothing that runs code or loads from another host but what
-    the policy allows. A page without the policy must be a bare redirect within the site."""
+    policy in <head> before anything but <meta> tags and holds nothing that runs code or loads
+    from another host but what the policy allows. A page without the policy must be a bare
+    redirect within the site."""
     check = _PageCheck(name)
     check.feed(text)
     check.close()
