@@ -124,7 +124,8 @@ def compute() -> dict:
         "outcome_classes": {o: {"label": outcomes.OUTCOME_LABELS[o], "counts": outcomes.OUTCOME_COUNTS[o]} for o in outcomes.OUTCOMES},
         "top_down": modelled,
         "not_modelled": not_modelled,
-        "condition": condition.by_year(draws) | {"quantity": condition.QUANTITIES["product"]},
+        "condition": {str(y): modelled[str(y)][outcomes.MAIN]["condition"] for y in years}
+                     | {"quantity": condition.QUANTITIES["product"]},
         "condition_evidence": [_round(row) for row in evidence.drop(columns=["attribution"]).to_dict("records")],
         "sensitivity": sensitivity,
         "task_force_predictive": {f"{stage}_per_tip_at": _rates(result.fits[(stage, "size")], VOLUMES + (volume,))

@@ -55,12 +55,6 @@ def evidence(rows: pd.DataFrame | None = None) -> pd.DataFrame:
     return pd.DataFrame(found, columns=columns).sort_values(["quantity", "high"], kind="stable").reset_index(drop=True)
 
 
-def by_year(draws: dict) -> dict:
-    """The condition for each modelled year under the main definition and the baseline priors."""
-    return {str(year): outcomes.condition(frame) for (year, definition), frame in draws.items()
-            if definition == outcomes.MAIN}
-
-
 def describe(prior_set: str) -> str:
     """A prior set in words: each parameter it changes and the prior it puts there."""
     if prior_set == outcomes.BASELINE:

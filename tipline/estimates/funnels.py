@@ -69,13 +69,22 @@ MODEL_LABELS = {"size": "Rate depends on volume (the model)", "no_size": "Same m
 LOWER = {"more_than", "at_least"}       # the true count is at least the number
 UPPER = {"at_most", "less_than"}        # the true count is at most the number
 
-# the grid: alpha (log-odds at 1,000 tips) from about 0.03% to 98%; beta on its prior's range;
+# the grid: alpha (log-odds at 1,000 tips) from about 0.03% to 98%; beta on its prior's range (`slopes`);
 # kappa from 1 (units barely alike) to 10,000 (all alike); likelihoods are computed on a fine
 # table of log-odds and read off it by linear interpolation
 ALPHA = np.round(np.linspace(-8.0, 4.0, 121), 10)
-BETA = np.round(np.linspace(-1.5, 0.5, 41), 10)
+SLOPE_POINTS = 41
 LOG_KAPPA = np.linspace(0.0, np.log(10_000.0), 31)
 FINE = np.linspace(-12.0, 6.0, 901)
+
+
+def slopes() -> np.ndarray:
+    """The grid of slopes: the flat prior of `funnel_slope` in data/assumptions.csv, in 41 steps."""
+    rows = load("assumptions")
+    row = rows[(rows["parameter"] == "funnel_slope") & (rows["prior_set"] == "baseline")].iloc[0]
+    if row["distribution"] != "uniform":
+        raise ValueError("assumptions.csv: the funnel slope's prior must be flat over its range (it is a grid)")
+    return np.linspace(float(row["low"]), float(row["high"]), SLOPE_POINTS)
 
 
 def rounding_unit(value: float) -> int:
@@ -161,10 +170,12 @@ def left_out(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
     best, beaten = _best_rows(funnels)
     table = observations(funnels)
     reasons = dict(beaten)
-    for row in table[~table["usable"]].itertuples(index=False):
-        for index in row.rows:
-            reasons.setdefault(index, row.why_not)
     used = {index for row in table[table["usable"]].itertuples(index=False) for index in row.rows}
+    for row in table[~table["usable"]].itertuples(index=False):
+        tips, stage = row.rows
+        reasons.setdefault(stage, row.why_not)
+        if tips not in used:
+            reasons.setdefault(tips, f"its later stage is left out ({row.why_not})")
     staged = {m for measures in STAGES.values() for m in measures}
     for key, found in best.items():
         has_tips = any(m in found for m in DENOMINATORS)
@@ -244,8 +255,8 @@ def loglik(tips: int, count: int, kind: str, model: str = "size", tips_side: int
     the fine table of log-odds and read off it by linear interpolation."""
     pooled = model == "pooled"
     table = _fine_table(tips, count, kind, tips_side, pooled)
-    slopes = BETA if model == "size" else np.zeros(1)
-    logit = ALPHA[:, None] + slopes[None, :] * np.log(tips / REFERENCE_TIPS)
+    grid = slopes() if model == "size" else np.zeros(1)
+    logit = ALPHA[:, None] + grid[None, :] * np.log(tips / REFERENCE_TIPS)
     if pooled:
         return np.interp(logit, FINE, table)
     return np.stack([np.interp(logit, FINE, table[:, k]) for k in range(len(LOG_KAPPA))], axis=-1)
@@ -273,7 +284,7 @@ class Fit:
         if "points" not in self._memo:
             w = self.weights
             keep = w > w.max() * 1e-7
-            grids = np.meshgrid(ALPHA, BETA if self.model == "size" else [0.0],
+            grids = np.meshgrid(ALPHA, slopes() if self.model == "size" else [0.0],
                                 *([np.exp(LOG_KAPPA)] if self.model != "pooled" else []), indexing="ij")
             alpha, slope = grids[0][keep], grids[1][keep]
             kappa = grids[2][keep] if self.model != "pooled" else np.full(alpha.shape, np.inf)
@@ -296,7 +307,7 @@ class Fit:
         if self.model == "pooled":
             return _quantiles(mu, w, level)
         a, b = mu * kappa, (1 - mu) * kappa
-        return _mixture_quantiles(lambda p: float(np.dot(w, betainc(a, b, p))), level)
+        return _mixture_quantiles(lambda p: w @ betainc(a[:, None], b[:, None], p[None, :]), level)
 
     def average_of_units(self, tips: float, units: int, level: float = LEVEL) -> dict:
         """The share of all tips reaching the stage if `units` units each had `tips` tips: each
@@ -304,7 +315,8 @@ class Fit:
         alpha, slope, kappa, w = self._points()
         mu = expit(alpha + slope * np.log(tips / REFERENCE_TIPS))
         sd = np.sqrt(mu * (1 - mu) / ((kappa + 1) * units))
-        return _mixture_quantiles(lambda p: float(np.dot(w, norm.cdf(p, mu, np.maximum(sd, 1e-12)))), level)
+        sd = np.maximum(sd, 1e-12)[:, None]
+        return _mixture_quantiles(lambda p: w @ norm.cdf((p[None, :] - mu[:, None]) / sd), level)
 
     def draws(self, size: int, rng: np.random.Generator, tips: float) -> np.ndarray:
         """Draws of mu at `tips` tips from the grid posterior (for combining with other terms)."""
@@ -331,20 +343,17 @@ def _quantiles(values: np.ndarray, weights: np.ndarray, level: float) -> dict:
 
 
 def _mixture_quantiles(cdf, level: float) -> dict:
+    """Median and central interval of a distribution on [0, 1] given its cdf, which takes an
+    array of points: bisection on the three quantiles at once, 30 steps (below 1e-9)."""
     tail = (1 - level) / 2
-    return {"median": _solve(cdf, 0.5), "low": _solve(cdf, tail), "high": _solve(cdf, 1 - tail), "level": level}
-
-
-def _solve(cdf, q: float) -> float:
-    """Bisection for the q-quantile of a distribution on [0, 1] (40 steps: far below print precision)."""
-    low, high = 0.0, 1.0
-    for _ in range(40):
+    targets = np.array([0.5, tail, 1 - tail])
+    low, high = np.zeros(3), np.ones(3)
+    for _ in range(30):
         middle = (low + high) / 2
-        if cdf(middle) < q:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
+        below = cdf(middle) < targets
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+    median, lower, upper = (low + high) / 2
+    return {"median": float(median), "low": float(lower), "high": float(upper), "level": level}
 
 
 def fit(table: pd.DataFrame, stage: str, model: str = "size") -> Fit | None:
