@@ -51,14 +51,6 @@ def estimate(values: dict) -> str:
     return f"{percent(values['median'])} ({interval(values)})"
 
 
-def qualified(value: float, qualifier: str) -> str:
-    """A count in the words its source uses: "more than 12,600", "at least 255", "about 203,467"."""
-    words = {"exact": "", "about": "about ", "more_than": "more than ", "at_least": "at least "}
-    if qualifier not in words:
-        raise ValueError(f"unknown qualifier {qualifier!r}")
-    return words[qualifier] + count(value)
-
-
 def millions(value: float, digits: int = 1) -> str:
     return f"{value / 1e6:.{digits}f} million"
 
