@@ -21,6 +21,7 @@ from . import condition, funnels, outcomes, reconcile
 
 QUESTION = "Using best inference, what is the most common outcome of a genuine, U.S.-jurisdiction NCMEC CyberTipline report?"
 VOLUMES = (500, 1_000, 5_000)  # the unit volumes of task_force_predictive, besides the headline year's average
+CURVE = np.geomspace(100, 30_000, 21)  # volumes at which the fitted mean rate is drawn
 
 
 def _round(values: dict) -> dict:
@@ -114,6 +115,8 @@ def compute() -> dict:
     result = bottom_up()
     volume = reconcile.average_volume(latest)
     sensitivity = condition.sensitivity(latest)
+    identity = all(((f.loc[f["accepted"], "mode"] == "never_investigated")
+                    == (f.loc[f["accepted"], "product"] < f.loc[f["accepted"], "flip_product"])).all() for f in draws.values())
     evidence = condition.evidence()
     national = reconcile.national(result, latest)
     main = modelled[str(latest)][outcomes.MAIN]
@@ -125,11 +128,13 @@ def compute() -> dict:
         "top_down": modelled,
         "not_modelled": not_modelled,
         "condition": {str(y): modelled[str(y)][outcomes.MAIN]["condition"] for y in years}
-                     | {"quantity": condition.QUANTITIES["product"]},
+                     | {"quantity": condition.QUANTITIES["product"], "identity_holds_in_every_draw": bool(identity)},
         "condition_evidence": [_round(row) for row in evidence.drop(columns=["attribution"]).to_dict("records")],
         "sensitivity": sensitivity,
         "task_force_predictive": {f"{stage}_per_tip_at": _rates(result.fits[(stage, "size")], VOLUMES + (volume,))
                                   for stage in ("arrests", "investigations")},
+        "task_force_curve": {stage: [{"tips": round(float(v), 1), **_round(result.fits[(stage, "size")].mean_rate_at(v))} for v in CURVE]
+                             for stage in ("arrests", "investigations")},
         "task_force_slope": {stage: _round(result.fits[(stage, "size")].slope()) for stage in ("arrests", "investigations")},
         "task_force_national": _round({k: v for k, v in national.items() if not isinstance(v, dict)})
                                | {k: (_round(v) if "median" in v else {o: _round(e) for o, e in v.items()})

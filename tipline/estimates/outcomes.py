@@ -60,7 +60,8 @@ PARAMETER_LABELS = {"share_investigations": "Share of ICAC investigations begun 
 # agencies, and only in years with HSI counts of both investigations and arrests.
 FEDERAL_PARAMETERS = ("share_federal_investigations", "share_federal_arrests")
 PARAMETER_LABELS |= {"share_federal_investigations": "Share of HSI investigations begun by a report",
-                     "share_federal_arrests": "Share of HSI arrests in cases begun by a report"}
+                     "share_federal_arrests": "Share of HSI arrests in cases begun by a report",
+                     "funnel_slope": "Bottom-up: change in a task force's log-odds per tip with the log of its tips"}
 FEDERAL_AGENCY = "hsi"
 FISCAL_LEAD = 0.25  # a federal fiscal year is centred on 1 April, a calendar year on 1 July
 SEED = 20240501

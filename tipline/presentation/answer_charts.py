@@ -1,0 +1,224 @@
+"""Charts and tables of the answer, for the model chapter and the summary.
+
+Every chart here is drawn for a 375 px phone first: width "container", short labels with the
+full text in the tooltip and in the data table under the chart, legends below the plot in one
+column. `interval_chart` is the one dot-and-interval chart (outcome shares, the two routes,
+counts on a log axis); `condition_chart` draws the plane in which the most common outcome flips,
+with the evidence on it; `sensitivity_table` and `scores_table` are the tables that go with them.
+"""
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from ..estimates import condition, funnels, outcomes
+from .text import estimate, percent
+
+FIT = alt.AutoSizeParams(type="fit-x", contains="padding")
+LINE_COLOURS = ["#9ab8d8", "#4f81b8", "#1f5a96", "#0b2f57"]
+GRADE_COLOURS = {"primary": "#2a6e3f", "transcription": "#8a6bb1", "secondary": "#c8553d"}
+REGION_COLOURS = {"No case opened comes first": "#dfe7ef", "Case opened, no arrest comes first": "#f6e7bf",
+                  "Impossible: more reports in cases than exist": "#eeeeee"}
+SHARE_MIN, PER_CASE_MAX = 0.02, 10.0
+
+
+def interval_chart(rows: pd.DataFrame, *, title: str, axis: str, description: str, series: str = "Series",
+                   share: bool = True, log: bool = False, height: int | None = None) -> alt.LayerChart:
+    """Dots (medians) and lines (intervals), one row per `What`, one colour per `series`.
+
+    `rows` has columns What (a short label), `series`, Middle, Low end, High end and optionally
+    Detail (the full text, shown in the tooltip and the data table). Shares get a 0-100% axis;
+    counts a log axis when `log`."""
+    rows = rows.assign(order=range(len(rows)))
+    fmt = ".1%" if share else ",.0f"
+    scale = alt.Scale(domain=[0, 1]) if share else alt.Scale(type="log") if log else alt.Scale(zero=False)
+    axis_spec = alt.Axis(format="%" if share else "~s", tickCount=5, labelOverlap=True)
+    series_count = rows[series].nunique()
+    base = alt.Chart(rows).encode(
+        y=alt.Y("What:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=150)),
+        yOffset=alt.YOffset(f"{series}:N", sort=list(dict.fromkeys(rows[series]))),
+        color=alt.Color(f"{series}:N", title=None, sort=list(dict.fromkeys(rows[series])),
+                        scale=alt.Scale(range=LINE_COLOURS[-series_count:] if series_count <= 4 else None),
+                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=320)))
+    tooltip = (["What:N"] + (["Detail:N"] if "Detail" in rows else []) + [f"{series}:N"]
+               + [alt.Tooltip(f"{c}:Q", format=fmt) for c in ("Middle", "Low end", "High end")])
+    return alt.layer(
+        base.mark_rule(strokeWidth=3).encode(x=alt.X("Low end:Q", title=axis, scale=scale, axis=axis_spec), x2="High end:Q"),
+        base.mark_point(filled=True, size=60, opacity=1).encode(x="Middle:Q", tooltip=tooltip),
+    ).properties(autosize=FIT, width="container", height=height or max(120, 26 * len(rows)), title=title,
+                 description=description)
+
+
+def outcome_rows(entries: dict, series: str) -> pd.DataFrame:
+    """Rows for `interval_chart` from {series value: {outcome: interval}} (answer.json's shape)."""
+    return pd.DataFrame([{"What": outcomes.OUTCOME_LABELS[o], "Detail": outcomes.OUTCOME_COUNTS[o], series: name,
+                          "Middle": values[o]["median"], "Low end": values[o]["low"], "High end": values[o]["high"]}
+                         for o in outcomes.OUTCOMES for name, values in entries.items()])
+
+
+def _curve(name: str, bound: float, kind: str, **fields) -> list[dict]:
+    """Points of s x m = bound (a hyperbola) across the plot, or of m = bound (a level line)."""
+    share = np.geomspace(SHARE_MIN, 1, 60)
+    per_case = np.full(share.shape, bound) if kind == "level" else bound / share
+    keep = (per_case >= 1) & (per_case <= PER_CASE_MAX)
+    return [dict(Line=name, Share=float(s), **{"Reports per case": float(m)}, **fields) for s, m in zip(share[keep], per_case[keep])]
+
+
+def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.LayerChart:
+    """The plane of the two unknowns: share of ICAC investigations begun by a report (x) and
+    reports per such investigation (y, log). "No case opened" comes first below each year's line
+    (share x reports per case = the line's value); above the ceiling more reports would be in cases
+    than exist. Every published bound at one task force is drawn: a level line for reports per case,
+    a curve for the product (which also bounds the share where it crosses the bottom edge)."""
+    headline = conditions[str(year)]
+    share = np.geomspace(SHARE_MIN, 1, 80)
+    clip = lambda v: np.clip(v, 1, PER_CASE_MAX)  # noqa: E731
+    low_line, ceiling = clip(headline["median"] / share), clip(headline["ceiling"] / share)
+    regions = pd.DataFrame(
+        [{"Region": name, "Share": float(s), "From": float(a), "To": float(b)}
+         for name, lows, highs in zip(REGION_COLOURS, (np.ones_like(share), low_line, ceiling),
+                                      (low_line, ceiling, np.full(share.shape, PER_CASE_MAX)))
+         for s, a, b in zip(share, lows, highs)])
+    lines = pd.DataFrame([p for y, c in conditions.items() if y.isdigit()
+                          for p in _curve(f"Line, {y}", c["median"], "curve", Year=y)])
+    bounds = []
+    for row in evidence[evidence["quantity"].isin(["product", "per_case"])].itertuples(index=False):
+        period = str(row.period_start)[:4] if str(row.period_start)[:4] == str(row.period_end)[:4] else \
+            f"{str(row.period_start)[:4]}-{str(row.period_end)[2:4]}"
+        label = f"{row.unit_name}, {period}"
+        what = ("reports per case at most" if row.quantity == "per_case" else "share x reports per case at most") + f" {row.high:.2f}"
+        bounds += _curve(label, row.high, "level" if row.quantity == "per_case" else "curve",
+                         Bound=what, Grade=row.grade, Sources=row.source_ids,
+                         Counts=f"{row.tips:,} tips, {row.cases:,} {row.measure.replace('_', ' ')}")
+    bounds = pd.DataFrame(bounds)
+    x = alt.X("Share:Q", title="Share of investigations begun by a report", scale=alt.Scale(domain=[0, 1]),
+              axis=alt.Axis(format="%", tickCount=5))
+    y = alt.Y("Reports per case:Q", title="Reports per such case (log)", scale=alt.Scale(type="log", domain=[1, PER_CASE_MAX]),
+              axis=alt.Axis(values=[1, 2, 3, 5, 10]))
+    area = alt.Chart(regions).mark_area(opacity=0.9, interpolate="monotone").encode(
+        x=x, y=alt.Y("From:Q", scale=alt.Scale(type="log", domain=[1, PER_CASE_MAX]), title="Reports per such case (log)"),
+        y2="To:Q", detail="Region:N",
+        color=alt.Color("Region:N", title=None, scale=alt.Scale(domain=list(REGION_COLOURS), range=list(REGION_COLOURS.values())),
+                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=320)),
+        tooltip=["Region:N"])
+    year_lines = alt.Chart(lines).mark_line(strokeWidth=2.5, color="#0b2f57").encode(
+        x=x, y=y, detail="Line:N", strokeDash=alt.StrokeDash("Year:N", title="Flip line", legend=alt.Legend(orient="bottom", columns=3)),
+        tooltip=["Line:N"])
+    evidence_lines = alt.Chart(bounds).mark_line(strokeWidth=1.5, opacity=0.9).encode(
+        x=x, y=y, detail="Line:N",
+        color=alt.Color("Grade:N", title="Bound at one task force, by grade of source",
+                        scale=alt.Scale(domain=list(GRADE_COLOURS), range=list(GRADE_COLOURS.values())),
+                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=320)),
+        tooltip=[alt.Tooltip("Line:N", title="Task force"), "Bound:N", "Counts:N", "Grade:N", "Sources:N"])
+    return alt.layer(area, evidence_lines, year_lines).resolve_scale(color="independent").properties(
+        autosize=FIT, width="container", height=300,
+        title=alt.Title("Where the most common outcome flips", subtitle=f"Shaded for {year}; each year's line drawn"),
+        description=("Chart with the share of ICAC investigations begun by a report across and reports per such "
+                     "investigation up (log scale): below each year's line no case is opened on most reports; above it a "
+                     "case opened without arrest comes first; above the ceiling more reports would be in cases than exist. "
+                     "Thin lines are upper bounds from single task forces, coloured by the grade of their source."))
+
+
+def sensitivity_table(entries: list[dict]) -> pd.DataFrame:
+    """One row per prior set: what it changes, how often "no case opened" comes first, and the
+    share without an arrest."""
+    return pd.DataFrame([{"Priors": entry["description"],
+                          "No case opened comes first (probability)": percent(entry["no_case_opened_first"]),
+                          "No arrest (median and interval)": estimate(entry["no_arrest"])} for entry in entries])
+
+
+def scores_table(validation: dict) -> pd.DataFrame:
+    """The leave-one-unit-out scores: one row per stage and model."""
+    rows = []
+    for stage, entry in validation["stages"].items():
+        for model in funnels.MODELS:
+            scores = entry["models"][model]
+            rows.append({"Stage": funnels.STAGE_LABELS[stage], "Model": scores["label"],
+                         "Log score (higher is better)": f"{scores['log_score']:.1f}",
+                         "The model's lead": ("" if model == "size" else
+                                              f"{scores['size_model_better_by']:.1f} (standard error {scores['standard_error']:.1f})"),
+                         "Figures inside the interval": f"{scores['inside']} of {entry['figures']}"})
+    return pd.DataFrame(rows)
+
+
+def evidence_table(evidence: pd.DataFrame) -> pd.DataFrame:
+    """The bounds of `condition.evidence()` for a reader: unit, period, what is bounded, counts, grade."""
+    return pd.DataFrame({"Task force": evidence["unit_name"],
+                         "Period": [f"{s} to {e}" for s, e in zip(evidence["period_start"], evidence["period_end"])],
+                         "Bounds": evidence["quantity"].map(condition.QUANTITIES),
+                         "At most": [percent(v) if q == "share" else f"{v:.2f}" for q, v in zip(evidence["quantity"], evidence["high"])],
+                         "From": [f"{t:,} tips, {c:,} {m.replace('_', ' ')}" for t, c, m in
+                                  zip(evidence["tips"], evidence["cases"], evidence["measure"])],
+                         "Grade": evidence["grade"]})
+
+
+KIND_SHAPES = {"exact": "circle", "at_most": "triangle-down", "at_least": "triangle-up"}
+KIND_LABELS = {"exact": "Count from tips", "at_most": "Upper bound (all work, or origin unknown)",
+               "at_least": "Lower bound"}
+
+
+def volume_chart(curves: dict, table: pd.DataFrame, average: float) -> alt.VConcatChart:
+    """Rate per tip against tips handled, both on log axes, one panel per stage: each task force's
+    figure (its shape says whether it is a count from tips or a bound), and the fitted mean rate
+    with its interval. A rule marks the average volume per task force in the headline year."""
+    panels = []
+    for stage, points in curves.items():
+        curve = pd.DataFrame(points).rename(columns={"tips": "Tips", "median": "Middle", "low": "Low end", "high": "High end"})
+        seen = table[(table["stage"] == stage) & table["usable"]]
+        seen = pd.DataFrame({"Task force": seen["unit_name"], "Period": seen["period_start"].astype(str).str[:4],
+                             "Tips": seen["tips"], "Count": seen["count"], "Rate": seen["count"] / seen["tips"],
+                             "Figure": seen["kind"].map(KIND_LABELS), "Grade": seen["grade"]})
+        x = alt.X("Tips:Q", scale=alt.Scale(type="log", domain=[100, 30_000]), title="Tips handled (log)",
+                  axis=alt.Axis(values=[100, 1000, 10_000], format="~s"))
+        y = alt.Y("Rate:Q", scale=alt.Scale(type="log", domain=[0.0005, 1]), title=f"{funnels.STAGE_LABELS[stage]}, share of tips (log)",
+                  axis=alt.Axis(format="~%", values=[0.001, 0.01, 0.1, 1]))
+        band = alt.Chart(curve).mark_area(opacity=0.25, color="#1f5a96").encode(
+            x=x, y=alt.Y("Low end:Q", scale=alt.Scale(type="log", domain=[0.0005, 1])), y2="High end:Q")
+        line = alt.Chart(curve).mark_line(color="#1f5a96").encode(
+            x=x, y=alt.Y("Middle:Q", scale=alt.Scale(type="log", domain=[0.0005, 1])),
+            tooltip=[alt.Tooltip("Tips:Q", format=",.0f"), alt.Tooltip("Middle:Q", format=".2%", title="Fitted mean rate"),
+                     alt.Tooltip("Low end:Q", format=".2%"), alt.Tooltip("High end:Q", format=".2%")])
+        dots = alt.Chart(seen).mark_point(filled=True, size=70, opacity=0.9, color="#c8553d").encode(
+            x=x, y=y, shape=alt.Shape("Figure:N", title=None, scale=alt.Scale(domain=list(KIND_LABELS.values()), range=list(KIND_SHAPES.values())),
+                                      legend=alt.Legend(orient="bottom", columns=1, labelLimit=320)),
+            tooltip=["Task force:N", "Period:N", alt.Tooltip("Tips:Q", format=","), alt.Tooltip("Count:Q", format=","),
+                     alt.Tooltip("Rate:Q", format=".2%"), "Figure:N", "Grade:N"])
+        rule = alt.Chart(pd.DataFrame({"Tips": [average]})).mark_rule(strokeDash=[4, 3], color="#333333").encode(
+            x=x, tooltip=[alt.Tooltip("Tips:Q", format=",.0f", title="Average tips per task force, headline year")])
+        panels.append(alt.layer(band, line, dots, rule).properties(width="container", height=200,
+                                                                   title=funnels.STAGE_LABELS[stage]))
+    return alt.vconcat(*panels).properties(
+        autosize=FIT, title="Rates per tip fall as a task force's tips rise",
+        description=("Two panels, log scales: for each task-force figure, the share of its tips opened as a case "
+                     "(and ending in an arrest) against the tips it handled, with the fitted mean rate and its interval; "
+                     "a dashed rule marks the average tips per task force in the headline year."))
+
+
+def headline_table(figures: dict) -> pd.DataFrame:
+    """The answer at a glance, from answer.json, in plain words: the settled share, then the condition."""
+    head = figures["headline"]
+    year, sets = head["year"], figures["sensitivity"]
+    first = [e["no_case_opened_first"] for e in sets]
+    return pd.DataFrame([
+        {"What": f"Genuine U.S. reports of {year} that did not end in an arrest", "Estimate": estimate(head["no_arrest"])},
+        {"What": f"The same, lowest under any of the {len(sets)} sets of assumptions tried",
+         "Estimate": f"at least {percent(head['no_arrest_over_prior_sets']['lowest_low'])}"},
+        {"What": "The same, from task forces' own figures, at a task force of average size",
+         "Estimate": estimate(head["no_arrest_bottom_up"])},
+        {"What": "Most common outcome", "Estimate": f"{outcomes.OUTCOME_LABELS[head['most_common']]}, unless investigations "
+                                                    f"take in more than about {head['condition']['median']:.1f} reports each"},
+        {"What": f"Chance of that, over the {len(sets)} sets of assumptions", "Estimate": f"{percent(min(first))} to {percent(max(first))}"},
+    ])
+
+
+def prior_table(priors: pd.DataFrame) -> pd.DataFrame:
+    """The baseline priors for a reader: what each is, its shape, its middle 90% and its evidence."""
+    rows = []
+    for name, row in priors.iterrows():
+        low, middle, high = outcomes.prior_quantiles(row)
+        shape = (f"flat from {row['low']:g} to {row['high']:g}" if row["distribution"] == "uniform"
+                 else f"beta({row['a']:g}, {row['b']:g}) over {row['low']:g} to {row['high']:g}")
+        rows.append({"Parameter": outcomes.PARAMETER_LABELS.get(name, row["meaning"]), "Prior": shape,
+                     "Middle 90%": f"{low:.2f} to {high:.2f}", "Evidence": row["justification"]})
+    return pd.DataFrame(rows)
