@@ -17,7 +17,9 @@ from .text import estimate, percent
 
 FIT = alt.AutoSizeParams(type="fit-x", contains="padding")
 LINE_COLOURS = ["#9ab8d8", "#4f81b8", "#1f5a96", "#0b2f57"]
+PAIR_COLOURS = ["#1f5a96", "#4f9d69"]
 GRADE_COLOURS = {"primary": "#2a6e3f", "transcription": "#8a6bb1", "secondary": "#c8553d"}
+GRADE_WORDS = {"primary": "primary source", "transcription": "third-party transcription", "secondary": "secondary source"}
 REGION_COLOURS = {"No case opened comes first": "#dfe7ef", "Case opened, no arrest comes first": "#f6e7bf",
                   "Impossible: more reports in cases than exist": "#eeeeee"}
 SHARE_MIN, PER_CASE_MAX = 0.02, 10.0
@@ -39,7 +41,7 @@ def interval_chart(rows: pd.DataFrame, *, title: str, axis: str, description: st
         y=alt.Y("What:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=150)),
         yOffset=alt.YOffset(f"{series}:N", sort=list(dict.fromkeys(rows[series]))),
         color=alt.Color(f"{series}:N", title=None, sort=list(dict.fromkeys(rows[series])),
-                        scale=alt.Scale(range=LINE_COLOURS[-series_count:] if series_count <= 4 else None),
+                        scale=alt.Scale(range=PAIR_COLOURS if series_count == 2 else LINE_COLOURS[-series_count:] if series_count <= 4 else None),
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=320)))
     tooltip = (["What:N"] + (["Detail:N"] if "Detail" in rows else []) + [f"{series}:N"]
                + [alt.Tooltip(f"{c}:Q", format=fmt) for c in ("Middle", "Low end", "High end")])
@@ -57,12 +59,15 @@ def outcome_rows(entries: dict, series: str) -> pd.DataFrame:
                          for o in outcomes.OUTCOMES for name, values in entries.items()])
 
 
-def _curve(name: str, bound: float, kind: str, **fields) -> list[dict]:
-    """Points of s x m = bound (a hyperbola) across the plot, or of m = bound (a level line)."""
-    share = np.geomspace(SHARE_MIN, 1, 60)
-    per_case = np.full(share.shape, bound) if kind == "level" else bound / share
-    keep = (per_case >= 1) & (per_case <= PER_CASE_MAX)
-    return [dict(Line=name, Share=float(s), **{"Reports per case": float(m)}, **fields) for s, m in zip(share[keep], per_case[keep])]
+def _along(chart: alt.Chart, level: str = "datum.Value / datum.Share") -> alt.Chart:
+    """Each row's curve drawn in the browser: 40 shares from SHARE_MIN to 1 (geometric steps), the
+    reports per case `level` at each, kept inside the plot. The page's data table then lists one
+    row per curve (its value and source), not the points."""
+    steps = 39
+    return chart.transform_calculate(step=f"sequence(0, {steps + 1})").transform_flatten(["step"]).transform_calculate(
+        Share=f"{SHARE_MIN} * pow({1 / SHARE_MIN}, datum.step / {steps})").transform_calculate(
+        **{"Reports per case": level}).transform_filter(
+        f"datum['Reports per case'] >= 1 && datum['Reports per case'] <= {PER_CASE_MAX}")
 
 
 def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.LayerChart:
@@ -70,50 +75,49 @@ def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.
     reports per such investigation (y, log). "No case opened" comes first below each year's line
     (share x reports per case = the line's value); above the ceiling more reports would be in cases
     than exist. Every published bound at one task force is drawn: a level line for reports per case,
-    a curve for the product (which also bounds the share where it crosses the bottom edge)."""
+    a curve for the product (which also bounds the share where it reaches the bottom edge)."""
     headline = conditions[str(year)]
-    share = np.geomspace(SHARE_MIN, 1, 80)
-    clip = lambda v: np.clip(v, 1, PER_CASE_MAX)  # noqa: E731
-    low_line, ceiling = clip(headline["median"] / share), clip(headline["ceiling"] / share)
-    regions = pd.DataFrame(
-        [{"Region": name, "Share": float(s), "From": float(a), "To": float(b)}
-         for name, lows, highs in zip(REGION_COLOURS, (np.ones_like(share), low_line, ceiling),
-                                      (low_line, ceiling, np.full(share.shape, PER_CASE_MAX)))
-         for s, a, b in zip(share, lows, highs)])
-    lines = pd.DataFrame([p for y, c in conditions.items() if y.isdigit()
-                          for p in _curve(f"Line, {y}", c["median"], "curve", Year=y)])
-    bounds = []
-    for row in evidence[evidence["quantity"].isin(["product", "per_case"])].itertuples(index=False):
-        period = str(row.period_start)[:4] if str(row.period_start)[:4] == str(row.period_end)[:4] else \
-            f"{str(row.period_start)[:4]}-{str(row.period_end)[2:4]}"
-        label = f"{row.unit_name}, {period}"
-        what = ("reports per case at most" if row.quantity == "per_case" else "share x reports per case at most") + f" {row.high:.2f}"
-        bounds += _curve(label, row.high, "level" if row.quantity == "per_case" else "curve",
-                         Bound=what, Grade=row.grade, Sources=row.source_ids,
-                         Counts=f"{row.tips:,} tips, {row.cases:,} {row.measure.replace('_', ' ')}")
-    bounds = pd.DataFrame(bounds)
     x = alt.X("Share:Q", title="Share of investigations begun by a report", scale=alt.Scale(domain=[0, 1]),
               axis=alt.Axis(format="%", tickCount=5))
-    y = alt.Y("Reports per case:Q", title="Reports per such case (log)", scale=alt.Scale(type="log", domain=[1, PER_CASE_MAX]),
-              axis=alt.Axis(values=[1, 2, 3, 5, 10]))
-    area = alt.Chart(regions).mark_area(opacity=0.9, interpolate="monotone").encode(
-        x=x, y=alt.Y("From:Q", scale=alt.Scale(type="log", domain=[1, PER_CASE_MAX]), title="Reports per such case (log)"),
-        y2="To:Q", detail="Region:N",
-        color=alt.Color("Region:N", title=None, scale=alt.Scale(domain=list(REGION_COLOURS), range=list(REGION_COLOURS.values())),
-                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=320)),
+    y_scale = alt.Scale(type="log", domain=[1, PER_CASE_MAX])
+    y = alt.Y("Reports per case:Q", title="Reports per such case (log)", scale=y_scale, axis=alt.Axis(values=[1, 2, 3, 5, 10]))
+    regions = pd.DataFrame([{"Region": name, "Lower": low, "Upper": high} for name, low, high in zip(
+        REGION_COLOURS, (0, headline["median"], headline["ceiling"]), (headline["median"], headline["ceiling"], 0))])
+    area = _along(alt.Chart(regions), "1").transform_calculate(
+        From=f"datum.Lower == 0 ? 1 : clamp(datum.Lower / datum.Share, 1, {PER_CASE_MAX})",
+        To=f"datum.Upper == 0 ? {PER_CASE_MAX} : clamp(datum.Upper / datum.Share, 1, {PER_CASE_MAX})",
+    ).mark_area(opacity=0.9).encode(
+        x=x, y=alt.Y("From:Q", scale=y_scale, title="Reports per such case (log)"), y2="To:Q", detail="Region:N",
+        color=alt.Color("Region:N", legend=None, scale=alt.Scale(domain=list(REGION_COLOURS), range=list(REGION_COLOURS.values()))),
         tooltip=["Region:N"])
-    year_lines = alt.Chart(lines).mark_line(strokeWidth=2.5, color="#0b2f57").encode(
-        x=x, y=y, detail="Line:N", strokeDash=alt.StrokeDash("Year:N", title="Flip line", legend=alt.Legend(orient="bottom", columns=3)),
-        tooltip=["Line:N"])
-    evidence_lines = alt.Chart(bounds).mark_line(strokeWidth=1.5, opacity=0.9).encode(
-        x=x, y=y, detail="Line:N",
-        color=alt.Color("Grade:N", title="Bound at one task force, by grade of source",
-                        scale=alt.Scale(domain=list(GRADE_COLOURS), range=list(GRADE_COLOURS.values())),
-                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=320)),
-        tooltip=[alt.Tooltip("Line:N", title="Task force"), "Bound:N", "Counts:N", "Grade:N", "Sources:N"])
-    return alt.layer(area, evidence_lines, year_lines).resolve_scale(color="independent").properties(
+    middle = float(headline["median"] ** 0.3 * headline["ceiling"] ** 0.7)  # between the line and the ceiling, at a share of 100%
+    labels = pd.DataFrame([{"Share": 0.04, "Reports per case": 1.01, "Text": "No case opened comes first", "Align": "left"},
+                           {"Share": 0.98, "Reports per case": middle, "Text": "Case opened, no arrest first", "Align": "right"},
+                           {"Share": 0.98, "Reports per case": 8.5, "Text": "Impossible", "Align": "right"}])
+    region_text = alt.layer(*[alt.Chart(labels[labels["Align"] == side]).mark_text(align=side, baseline="bottom", fontSize=11, color="#333333").encode(
+        x=x, y=y, text="Text:N") for side in ("left", "right")])
+    years = pd.DataFrame([{"Year": y_, "Value": c["median"]} for y_, c in conditions.items() if y_.isdigit()])
+    year_lines = _along(alt.Chart(years)).mark_line(strokeWidth=2.5, color="#0b2f57").encode(
+        x=x, y=y, detail="Year:N", tooltip=["Year:N", alt.Tooltip("Value:Q", format=".2f", title="Line: share x reports per case")])
+    year_text = alt.Chart(years.assign(Share=1.0)).mark_text(align="right", dx=-3, dy=-6, fontSize=10, color="#0b2f57").encode(
+        x=x, y=alt.Y("Value:Q", scale=y_scale), text="Year:N")
+    bounds = evidence[evidence["quantity"].isin(["product", "per_case"])]
+    bounds = pd.DataFrame({
+        "Task force": [f"{name}, {str(start)[:4]}" for name, start in zip(bounds["unit_name"], bounds["period_start"])],
+        "Bounds": bounds["quantity"].map(condition.QUANTITIES), "Value": bounds["high"].round(3),
+        "Level": (bounds["quantity"] == "per_case").astype(int),
+        "Counts": [f"{t:,} tips, {c:,} {m.replace('_', ' ')}" for t, c, m in zip(bounds["tips"], bounds["cases"], bounds["measure"])],
+        "Grade": bounds["grade"].map(GRADE_WORDS), "Sources": bounds["source_ids"]})
+    evidence_lines = _along(alt.Chart(bounds), "datum.Level ? datum.Value : datum.Value / datum.Share").mark_line(
+        strokeWidth=1.5, opacity=0.9).encode(
+        x=x, y=y, detail="Task force:N",
+        color=alt.Color("Grade:N", title="Bound at one task force",
+                        scale=alt.Scale(domain=list(GRADE_WORDS.values()), range=list(GRADE_COLOURS.values())),
+                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=320, titleLimit=340)),
+        tooltip=["Task force:N", "Bounds:N", alt.Tooltip("Value:Q", format=".2f", title="At most"), "Counts:N", "Grade:N", "Sources:N"])
+    return alt.layer(area, evidence_lines, year_lines, year_text, region_text).resolve_scale(color="independent").properties(
         autosize=FIT, width="container", height=300,
-        title=alt.Title("Where the most common outcome flips", subtitle=f"Shaded for {year}; each year's line drawn"),
+        title=alt.Title("Where the most common outcome flips", subtitle=f"Shaded for {year}; a line for each year"),
         description=("Chart with the share of ICAC investigations begun by a report across and reports per such "
                      "investigation up (log scale): below each year's line no case is opened on most reports; above it a "
                      "case opened without arrest comes first; above the ceiling more reports would be in cases than exist. "
@@ -124,8 +128,8 @@ def sensitivity_table(entries: list[dict]) -> pd.DataFrame:
     """One row per prior set: what it changes, how often "no case opened" comes first, and the
     share without an arrest."""
     return pd.DataFrame([{"Priors": entry["description"],
-                          "No case opened comes first (probability)": percent(entry["no_case_opened_first"]),
-                          "No arrest (median and interval)": estimate(entry["no_arrest"])} for entry in entries])
+                          "No case opened first": percent(entry["no_case_opened_first"]),
+                          "No arrest": estimate(entry["no_arrest"])} for entry in entries])
 
 
 def scores_table(validation: dict) -> pd.DataFrame:
@@ -150,7 +154,7 @@ def evidence_table(evidence: pd.DataFrame) -> pd.DataFrame:
                          "At most": [percent(v) if q == "share" else f"{v:.2f}" for q, v in zip(evidence["quantity"], evidence["high"])],
                          "From": [f"{t:,} tips, {c:,} {m.replace('_', ' ')}" for t, c, m in
                                   zip(evidence["tips"], evidence["cases"], evidence["measure"])],
-                         "Grade": evidence["grade"]})
+                         "Grade": evidence["grade"].map(GRADE_WORDS)})
 
 
 KIND_SHAPES = {"exact": "circle", "at_most": "triangle-down", "at_least": "triangle-up"}
@@ -163,15 +167,16 @@ def volume_chart(curves: dict, table: pd.DataFrame, average: float) -> alt.VConc
     figure (its shape says whether it is a count from tips or a bound), and the fitted mean rate
     with its interval. A rule marks the average volume per task force in the headline year."""
     panels = []
-    for stage, points in curves.items():
+    for stage in [s for s in funnels.STAGES if s in curves]:
+        points = curves[stage]
         curve = pd.DataFrame(points).rename(columns={"tips": "Tips", "median": "Middle", "low": "Low end", "high": "High end"})
         seen = table[(table["stage"] == stage) & table["usable"]]
         seen = pd.DataFrame({"Task force": seen["unit_name"], "Period": seen["period_start"].astype(str).str[:4],
                              "Tips": seen["tips"], "Count": seen["count"], "Rate": seen["count"] / seen["tips"],
-                             "Figure": seen["kind"].map(KIND_LABELS), "Grade": seen["grade"]})
+                             "Figure": seen["kind"].map(KIND_LABELS), "Grade": seen["grade"].map(GRADE_WORDS)})
         x = alt.X("Tips:Q", scale=alt.Scale(type="log", domain=[100, 30_000]), title="Tips handled (log)",
                   axis=alt.Axis(values=[100, 1000, 10_000], format="~s"))
-        y = alt.Y("Rate:Q", scale=alt.Scale(type="log", domain=[0.0005, 1]), title=f"{funnels.STAGE_LABELS[stage]}, share of tips (log)",
+        y = alt.Y("Rate:Q", scale=alt.Scale(type="log", domain=[0.0005, 1]), title="Share of tips (log)",
                   axis=alt.Axis(format="~%", values=[0.001, 0.01, 0.1, 1]))
         band = alt.Chart(curve).mark_area(opacity=0.25, color="#1f5a96").encode(
             x=x, y=alt.Y("Low end:Q", scale=alt.Scale(type="log", domain=[0.0005, 1])), y2="High end:Q")
@@ -189,7 +194,7 @@ def volume_chart(curves: dict, table: pd.DataFrame, average: float) -> alt.VConc
         panels.append(alt.layer(band, line, dots, rule).properties(width="container", height=200,
                                                                    title=funnels.STAGE_LABELS[stage]))
     return alt.vconcat(*panels).properties(
-        autosize=FIT, title="Rates per tip fall as a task force's tips rise",
+        autosize=FIT, title="Rate per tip against tips handled",
         description=("Two panels, log scales: for each task-force figure, the share of its tips opened as a case "
                      "(and ending in an arrest) against the tips it handled, with the fitted mean rate and its interval; "
                      "a dashed rule marks the average tips per task force in the headline year."))
