@@ -109,7 +109,7 @@ def test_parts_that_do_not_add_up_are_refused(tmp_path):
         load_all(copy)
 
 
-TIP_MEASURES = {"tips_received", "cybercrime_tips_received", "tips_investigated", "tips_referred_out", "backlog_years"}
+TIP_MEASURES = {"tips_received", "cybercrime_tips_received", "complaints_received", "tips_investigated", "tips_referred_out", "backlog_years"}
 
 
 def _funnel_problems(funnels) -> list[str]:
