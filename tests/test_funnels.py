@@ -158,3 +158,14 @@ def test_leaving_one_unit_out_flags_a_unit_unlike_the_others():
     for frame, inside in ((high, 1), (low, 0)):
         scored = funnels.cross_validate(funnels.fit(funnels.observations(frame), "arrests", "no_size")).set_index("unit")
         assert scored.loc["ceiling", "inside"] == inside
+
+
+def test_investigations_conducted_bound_the_cases_opened_and_other_tips_are_not_tips():
+    conducted = pd.DataFrame(_unit("a", 1000, 400, attribution="from_tips", measure="investigations_conducted"))
+    row = funnels.observations(conducted).iloc[0]
+    assert row["stage"] == "investigations" and row["kind"] == "at_most"  # cases worked on include older ones
+    other = pd.DataFrame(_unit("b", 3000, 700, tips_measure="cybercrime_tips_received", measure="investigations_opened"))
+    assert funnels.observations(other).empty
+    out = funnels.left_out(other).set_index("measure")
+    assert "not CyberTipline reports" in out.loc["cybercrime_tips_received", "why_not"]
+    assert out.loc["investigations_opened", "why_not"] == "no count of tips for the same unit and period"

@@ -36,7 +36,9 @@ def evidence(rows: pd.DataFrame | None = None) -> pd.DataFrame:
     unit (n + u), the loosest value they allow.
     """
     table = funnels.observations(rows)
-    table = table[(table["stage"] == "investigations") & (table["tips_measure"] == "tips_received")]
+    # a count of investigations "conducted" may include cases opened earlier: it bounds nothing from above here
+    table = table[(table["stage"] == "investigations") & (table["tips_measure"] == "tips_received")
+                  & ~table["measure"].isin(funnels.UPPER_MEASURES)]
     found = []
     for row in table.itertuples(index=False):
         tips = row.tips + (funnels.rounding_unit(row.tips) if row.tips_side == 1 else 0)

@@ -47,11 +47,17 @@ from ..evidence.data import load
 
 # the stages a tip can reach, each with the measures that count it (first one found is used)
 STAGES = {
-    "investigations": ("investigations_opened", "cases_opened"),
+    "investigations": ("investigations_opened", "cases_opened", "investigations_conducted"),
     "warrants": ("search_warrants",),
     "arrests": ("arrests",),
     "charges": ("charged", "indicted"),
 }
+# investigations "conducted" or "worked on" in a period include cases opened before it: at most the
+# cases opened in it, so they enter as upper bounds whatever their origin
+UPPER_MEASURES = {"investigations_conducted"}
+# counts that are not CyberTipline reports, so never the tips of a unit
+NOT_TIPS = {"cybercrime_tips_received": "tips about every kind of cybercrime, not CyberTipline reports alone",
+            "complaints_received": "complaints of unstated origin, not CyberTipline reports"}
 STAGE_LABELS = {"investigations": "Opened as a case", "warrants": "Search warrant",
                 "arrests": "Arrest", "charges": "Charge or indictment"}
 # what a unit counts its tips by: received, or, where it gives no such count, the tips it says it
@@ -137,12 +143,10 @@ def observations(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
                 continue
             n, y, side = int(round(tip["value"])), int(round(row["value"])), _side(row["qualifier"])
             tips_side = _side(tip["qualifier"]) if tip["measure"] == "tips_received" else 1
-            if row["attribution"] == "from_tips":
-                kind = {0: "exact", 1: "at_least", -1: "at_most"}[side]
-            else:
-                kind = "at_most"
+            upper = row["attribution"] != "from_tips" or row["measure"] in UPPER_MEASURES
+            kind = "at_most" if upper else {0: "exact", 1: "at_least", -1: "at_most"}[side]
             usable, why = True, ""
-            if row["attribution"] != "from_tips" and side == 1:
+            if upper and side == 1:
                 usable, why = False, "a lower bound on a count of all the unit's work: no bound on the count from tips"
             elif n <= 0:
                 usable, why = False, "no tips"
@@ -190,6 +194,8 @@ def left_out(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
             elif measure in staged:
                 reasons[index] = ("no count of tips for the same unit and period" if not has_tips
                                   else "another measure of the same stage is used")
+            elif measure in NOT_TIPS:
+                reasons[index] = NOT_TIPS[measure]
             else:
                 reasons[index] = f"not a stage the fit models ({measure.replace('_', ' ')})"
     out = funnels.loc[sorted(reasons)].copy()
@@ -245,7 +251,8 @@ def _fine_table(tips: int, count: int, kind: str, tips_side: int, pooled: bool) 
             values.append(log_cdf(count, n, a, b))
         else:
             below = log_cdf(count - 1, n, a, b) if count > 0 else np.full(a.shape, -np.inf)
-            values.append(np.log1p(-np.exp(np.minimum(below, -1e-300))))
+            with np.errstate(divide="ignore"):  # log(0) where the count is impossible: -inf, as it should be
+                values.append(np.log1p(-np.exp(np.minimum(below, -1e-300))))
     return logsumexp(np.stack(values), axis=0) - np.log(len(values))
 
 
