@@ -26,7 +26,7 @@ def _glued(chapter: str) -> dict[str, str]:
     for cell in book.cells:
         for output in cell.get("outputs", []):
             name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name:
+            if name and not any(key.endswith("text/markdown") for key in output["data"]):  # Markdown glue is not a string
                 values[name] = ast.literal_eval(output["data"]["application/papermill.record/text/plain"])
     return values
 
@@ -102,6 +102,38 @@ def test_the_reconciliation_sets_report_begun_cases_against_report_begun_cases(f
             # the report-begun share of ICAC's cases cannot exceed all of them (moved by at most a year and a quarter's growth)
             assert top["high"] <= entry[stage]["published_all_origins"] * 1.5
             assert _ordered(top) and _ordered(entry[stage]["predicted_from_tips_bottom_up"])
+
+
+def test_answer_json_is_what_the_model_chapter_printed(figures):
+    glued = _glued("best_inference")
+    head = figures["headline"]
+    sets = figures["sensitivity"]
+    assert glued["mdl_year"] == str(head["year"])
+    assert glued["mdl_no_arrest"] == text.estimate(head["no_arrest"])
+    assert glued["mdl_bottom_no_arrest"] == text.estimate(head["no_arrest_bottom_up"])
+    assert f"at least {text.percent(head['no_arrest_over_prior_sets']['lowest_low'])}" in glued["mdl_settled"]
+    assert f"more than about {head['condition']['median']:.1f} reports" in glued["mdl_mode_sentence"]
+    first = [e["no_case_opened_first"] for e in sets]
+    assert glued["mdl_mode_range"] == f"from {text.percent(min(first))} to {text.percent(max(first))}"
+    national = figures["task_force_national"]
+    assert glued["mdl_national_arrests"] == text.estimate(national["arrests_per_tip"])
+    ratio = figures["reconciliation"][str(head["year"])]["arrests"]["ratio_bottom_up_to_top_down"]
+    assert glued["mdl_recon_ratio"].startswith(f"{ratio['median']:.2f} ")
+
+
+def test_answer_json_is_what_the_summary_and_safe_to_say_printed(figures):
+    head = figures["headline"]
+    summary, safe = _glued("summary"), _glued("safe_to_say")
+    assert summary["sum_no_arrest"] == text.estimate(head["no_arrest"])
+    assert summary["sum_floor"] == text.percent(head["no_arrest_over_prior_sets"]["lowest_low"])
+    assert f"more than about {head['condition']['median']:.1f} reports" in summary["sum_mode_sentence"]
+    assert summary["sum_denominator"] == f"{figures['top_down'][str(head['year'])][outcomes.MAIN]['reports']:,}"
+    assert text.estimate(head["no_arrest"]) in safe["sts_s1"]
+    assert f"more than about {head['condition']['median']:.1f} reports" in safe["sts_s3"]
+    # the same figure in the same words on every page: one precision rule
+    for page in (summary, safe, _glued("best_inference")):
+        for value in page.values():
+            assert "first in over" not in value and "of the draws" not in value and "accepted draws" not in value
 
 
 def test_the_percent_rule_prints_an_estimate_at_one_precision():
