@@ -115,13 +115,28 @@ def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.
                         scale=alt.Scale(domain=list(GRADE_WORDS.values()), range=list(GRADE_COLOURS.values())),
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=320, titleLimit=340)),
         tooltip=["Task force:N", "Bounds:N", alt.Tooltip("Value:Q", format=".2f", title="At most"), "Counts:N", "Grade:N", "Sources:N"])
-    return alt.layer(area, evidence_lines, year_lines, year_text, region_text).resolve_scale(color="independent").properties(
+    # the reader's own setting, moved with two sliders: where it falls, and which outcome comes first there
+    share = alt.param(name="share", value=0.5, bind=alt.binding_range(
+        min=SHARE_MIN, max=1, step=0.01, name="Share of investigations begun by a report: "))
+    per_case = alt.param(name="per_case", value=1.5, bind=alt.binding_range(
+        min=1, max=PER_CASE_MAX, step=0.05, name="Reports per such case: "))
+    setting = alt.Chart(pd.DataFrame({"Setting": ["Your setting"]})).transform_calculate(
+        Share="share", **{"Reports per case": "per_case"}, Product="share * per_case").transform_calculate(
+        Outcome=(f"datum.Product < {headline['median']:.4f} ? 'No case opened first' : "
+                 f"datum.Product <= {headline['ceiling']:.4f} ? 'Case opened, no arrest first' : 'Impossible'"))
+    tooltip = ["Setting:N", alt.Tooltip("Product:Q", format=".2f", title="Share x reports per case"), "Outcome:N"]
+    marker = setting.mark_point(shape="diamond", size=150, filled=True, color="#111111", opacity=1).encode(x=x, y=y, tooltip=tooltip)
+    marker_text = setting.mark_text(align=alt.expr("share > 0.55 ? 'right' : 'left'"), dx=alt.expr("share > 0.55 ? -9 : 9"),
+                                    dy=-9, fontSize=11, fontWeight="bold", color="#111111").encode(x=x, y=y, text="Outcome:N")
+    return alt.layer(area, evidence_lines, year_lines, year_text, region_text, marker, marker_text).add_params(
+        share, per_case).resolve_scale(color="independent").properties(
         autosize=FIT, width="container", height=300,
         title=alt.Title("Where the most common outcome flips", subtitle=f"Shaded for {year}; a line for each year"),
         description=("Chart with the share of ICAC investigations begun by a report across and reports per such "
                      "investigation up (log scale): below each year's line no case is opened on most reports; above it a "
                      "case opened without arrest comes first; above the ceiling more reports would be in cases than exist. "
-                     "Thin lines are upper bounds from single task forces, coloured by the grade of their source."))
+                     "Thin lines are upper bounds from single task forces, coloured by the grade of their source. Two "
+                     "sliders move a diamond marking a setting of the two quantities and name the outcome that comes first there."))
 
 
 def sensitivity_table(entries: list[dict]) -> pd.DataFrame:
@@ -132,29 +147,33 @@ def sensitivity_table(entries: list[dict]) -> pd.DataFrame:
                           "No arrest": estimate(entry["no_arrest"])} for entry in entries])
 
 
+SHORT_MODELS = {"size": "With the volume term (the model)", "no_size": "Without the volume term", "pooled": "One rate for all"}
+
+
 def scores_table(validation: dict) -> pd.DataFrame:
-    """The leave-one-unit-out scores: one row per stage and model."""
+    """The leave-one-unit-out scores: one row per stage and model (short columns, for phones)."""
     rows = []
     for stage, entry in validation["stages"].items():
         for model in funnels.MODELS:
             scores = entry["models"][model]
-            rows.append({"Stage": funnels.STAGE_LABELS[stage], "Model": scores["label"],
-                         "Log score (higher is better)": f"{scores['log_score']:.1f}",
-                         "The model's lead": ("" if model == "size" else
-                                              f"{scores['size_model_better_by']:.1f} (standard error {scores['standard_error']:.1f})"),
-                         "Figures inside the interval": f"{scores['inside']} of {entry['figures']}"})
+            rows.append({"Stage": funnels.STAGE_LABELS[stage], "Model": SHORT_MODELS[model],
+                         "Log score": f"{scores['log_score']:.1f}",
+                         "Model's lead (standard error)": ("" if model == "size" else
+                                                           f"{scores['size_model_better_by']:.1f} ({scores['standard_error']:.1f})"),
+                         "Inside": f"{scores['inside']} of {entry['figures']}"})
     return pd.DataFrame(rows)
 
 
 def evidence_table(evidence: pd.DataFrame) -> pd.DataFrame:
-    """The bounds of `condition.evidence()` for a reader: unit, period, what is bounded, counts, grade."""
-    return pd.DataFrame({"Task force": evidence["unit_name"],
-                         "Period": [f"{s} to {e}" for s, e in zip(evidence["period_start"], evidence["period_end"])],
-                         "Bounds": evidence["quantity"].map(condition.QUANTITIES),
-                         "At most": [percent(v) if q == "share" else f"{v:.2f}" for q, v in zip(evidence["quantity"], evidence["high"])],
-                         "From": [f"{t:,} tips, {c:,} {m.replace('_', ' ')}" for t, c, m in
-                                  zip(evidence["tips"], evidence["cases"], evidence["measure"])],
-                         "Grade": evidence["grade"].map(GRADE_WORDS)})
+    """The bounds of `condition.evidence()` for a reader: unit and period, what is bounded, the bound
+    and the counts it comes from, grade."""
+    return pd.DataFrame({
+        "Task force, period": [f"{name}, {start} to {end}" for name, start, end in
+                               zip(evidence["unit_name"], evidence["period_start"], evidence["period_end"])],
+        "Bounds": evidence["quantity"].map(condition.QUANTITIES),
+        "At most (from)": [f"{percent(v) if q == 'share' else f'{v:.2f}'} ({t:,} tips, {c:,} {m.replace('_', ' ')})" for q, v, t, c, m in
+                           zip(evidence["quantity"], evidence["high"], evidence["tips"], evidence["cases"], evidence["measure"])],
+        "Grade": evidence["grade"].map(GRADE_WORDS)})
 
 
 KIND_SHAPES = {"exact": "circle", "at_most": "triangle-down", "at_least": "triangle-up"}
