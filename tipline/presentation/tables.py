@@ -55,11 +55,11 @@ def d3_number(value: float, spec: str | None) -> str:
 
 
 def plain_number(value: float) -> str:
-    """A whole number with thousands separators; otherwise three significant digits."""
+    """A whole number with thousands separators; otherwise up to three significant digits."""
     if float(value).is_integer():
         return f"{round(value):,}"
-    digits = max(0, 2 - math.floor(math.log10(abs(value)))) if value else 0
-    return f"{value:,.{digits}f}"
+    digits = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{digits}f}".rstrip("0").rstrip(".")
 
 
 def cell_text(value, fmt: Format | None = None) -> str:
@@ -96,6 +96,19 @@ def _address(url: str) -> str:
 
 # --- tables written by the chapters ------------------------------------------------------------
 
+NUMBER_TEXT = re.compile(r"(?:about |more than |at least |fewer than |under |over )?-?[0-9][0-9,]*(?:\.[0-9]+)?%?(?: [\u2020\u2021*])?")
+
+
+def _numeric(texts: list[str]) -> bool:
+    """A column of numbers (as shown, qualifiers and source marks allowed): aligned on the right."""
+    shown = [text for text in texts if text != DASH]
+    return bool(shown) and all(NUMBER_TEXT.fullmatch(text) for text in shown)
+
+
+def _right(numeric: bool) -> str:
+    return ' class="tipline-number"' if numeric else ""
+
+
 class Table:
     """A table ready for the page: Jupyter shows its HTML; its plain repr is a short summary."""
 
@@ -125,18 +138,19 @@ def table(frame: pd.DataFrame, caption: str | None = None, formats: Mapping[str,
     unknown = (set(formats) | set(links)) - set(frame.columns)
     if unknown:
         raise KeyError(f"formats or links for columns the table does not have: {sorted(map(str, unknown))}")
-    head = "".join(f'<th scope="col">{_label(name)}</th>' for name in frame.columns)
+    texts = {column: [cell_text(value, formats.get(column)) for value in frame[column]] for column in frame.columns}
+    numeric = {column: _numeric(values) for column, values in texts.items()}
+    head = "".join(f'<th scope="col"{_right(numeric[name])}>{_label(name)}</th>' for name in frame.columns)
     if index:
         head = f'<th scope="col">{_label(frame.index.name or "")}</th>' + head
     rows = []
-    for label, row in zip(frame.index, frame.itertuples(index=False)):
+    for position, label in enumerate(frame.index):
         cells = [f'<th scope="row">{_label(label)}</th>'] if index else []
-        for column, value in zip(frame.columns, row):
-            text = html.escape(cell_text(value, formats.get(column)))
+        for column in frame.columns:
+            value, text = frame[column].iloc[position], html.escape(texts[column][position])
             if column in links and text != DASH:
                 text = f'<a href="{_address(links[column](value))}">{text}</a>'
-            numeric = isinstance(value, numbers.Number) and not isinstance(value, (bool, np.bool_))
-            cells.append(f'<td class="tipline-number">{text}</td>' if numeric else f"<td>{text}</td>")
+            cells.append(f"<td{_right(numeric[column])}>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     title = f"<caption>Table: {html.escape(caption)}</caption>" if caption else ""
     markup = (f'<table class="tipline-table">{title}<thead><tr>{head}</tr></thead>'

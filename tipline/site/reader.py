@@ -428,12 +428,14 @@ def _not_found(app, config) -> None:
 
 # --- lighter pages --------------------------------------------------------------------------------
 # A first-time reader downloaded about 0.28 MB of Font Awesome webfonts (for some fifteen icons),
-# the stylesheet rules of all 1,800 Font Awesome icons, and on every page the search index and
-# tools for a search-as-you-type box this site does not enable (search.html loads its own). The
-# build keeps only the glyphs and rules the pages use, and the search scripts on the search page.
+# the stylesheet rules of all 1,800 Font Awesome icons, and on every page the search tools for a
+# search-as-you-type box this site does not enable (search.html loads its own). The search scripts
+# are left out of every other page's script list (an html-page-context handler: no page is
+# rewritten). The icons are the one rewrite left, after the build: the theme has no option to ship
+# fewer icons, and which ones the pages use is known only once every page is written.
 
 FA_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+:before,?)+)\{content:"\\([0-9a-f]{4})"\}')
-SEARCH_SCRIPTS = re.compile(r'\s*<script src="[^"]*(?:_static/searchtools\.js|_static/language_data\.js|searchindex\.js)"></script>')
+SEARCH_SCRIPTS = ("searchtools.js", "language_data.js", "searchindex.js")
 
 
 def _icons_used(outdir: Path) -> set[str]:
@@ -488,13 +490,6 @@ def _lighter(app, exception) -> None:
     if theme.exists():
         theme.write_text(prune_icon_rules(theme.read_text(encoding="utf-8"), _icons_used(outdir)), encoding="utf-8")
     _subset_fonts(static, icon_codepoints(static))
-    for page in outdir.rglob("*.html"):
-        if "_static" in page.relative_to(outdir).parts or page.name == "search.html":
-            continue
-        text = page.read_text(encoding="utf-8")
-        lighter = SEARCH_SCRIPTS.sub("", text)
-        if lighter != text:
-            page.write_text(lighter, encoding="utf-8")
 
 
 PDF_NAME = "book.pdf"  # tipline.site.pdf.NAME (checked in _pdf_wanted)
@@ -537,6 +532,10 @@ def _header_links(app, config) -> None:
 
 
 def _unused_assets(app, pagename, templatename, context, doctree) -> None:
+    # the search tools, except on the search page (the header's search box submits to it)
+    if pagename != "search":
+        scripts = context.get("script_files", [])
+        scripts[:] = [f for f in scripts if not str(getattr(f, "filename", f) or "").endswith(SEARCH_SCRIPTS)]
     # sphinx-design's stylesheet and tab script, on pages without a sphinx-design element
     if 'class="sd-' in context.get("body", "") or ' sd-' in context.get("body", ""):
         return
