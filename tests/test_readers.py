@@ -782,3 +782,19 @@ def test_an_exported_image_has_no_instructions_and_separated_sources():
             '</details><p><strong>Data:</strong> <a href="../data/a.csv">a.csv</a>, <a href="../data/b.csv">b.csv</a></p></div>')
     assert image_sources(note) == ("Sources: NCMEC, Report (2024), p. 4 [primary source]; "
                                    "Robert Grimm, Data (2025) [third-party transcription]")
+
+
+def test_author_year_labels_and_letters_for_one_publisher_in_one_year():
+    import pandas as pd
+    from pybtex.database import Entry, Person
+
+    from tipline.presentation.notes import cited_years
+    from tipline.site.bibstyle import author_year
+
+    entry = Entry("misc", fields={"year": "2024a"}, persons={"author": [Person("{National Center for Missing \\& Exploited Children}")]})
+    assert author_year(entry) == "National Center for Missing & Exploited Children, 2024a"
+    two = Entry("misc", fields={"year": "2020"}, persons={"author": [Person("Smith, Ann"), Person("Jones, Bo")]})
+    assert author_year(two) == "Smith and Jones, 2020"
+    registry = pd.DataFrame({"source_id": ["b", "a", "c", "d", "e"], "publisher": ["P", "P", "P", "Q", "Q"],
+                             "published": ["2024-05", "2024-01", "2023", "n.d.", "n.d."], "title": ["x", "y", "z", "u", "v"]})
+    assert cited_years(registry) == {"a": "2024a", "b": "2024b", "c": "2023", "d": "n.d.-a", "e": "n.d.-b"}
