@@ -430,12 +430,11 @@ def _not_found(app, config) -> None:
 # A first-time reader downloaded about 0.28 MB of Font Awesome webfonts (for some fifteen icons),
 # the stylesheet rules of all 1,800 Font Awesome icons, and on every page the search tools for a
 # search-as-you-type box this site does not enable (search.html loads its own). The search scripts
-# are left out of every other page's script list (an html-page-context handler: no page is
-# rewritten). The icons are the one rewrite left, after the build: the theme has no option to ship
-# fewer icons, and which ones the pages use is known only once every page is written.
+# are left out by a template (templates/layout.html overrides the theme's `extrahead` block): no
+# page is rewritten. The icons are the one rewrite left, after the build: the theme has no option
+# to ship fewer icons, and which ones the pages use is known only once every page is written.
 
 FA_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+:before,?)+)\{content:"\\([0-9a-f]{4})"\}')
-SEARCH_SCRIPTS = ("searchtools.js", "language_data.js", "searchindex.js")
 
 
 def _icons_used(outdir: Path) -> set[str]:
@@ -524,7 +523,8 @@ def _pdf(app, exception) -> None:
 
 def _header_links(app, config) -> None:
     """The page header shows the PDF and "Cite this page" beside the theme's own buttons: a theme
-    option (article_header_end) naming a template of ours, so no page is rewritten."""
+    option (article_header_end) naming a template of ours, so no page is rewritten. The same
+    templates folder holds layout.html (the theme's layout without the search tools on every page)."""
     config.templates_path = [*config.templates_path, str(Path(__file__).parent / "templates")]
     options = dict(config.html_theme_options or {})
     options["article_header_end"] = ["tipline-reader-links.html", "article-header-buttons.html"]
@@ -532,10 +532,6 @@ def _header_links(app, config) -> None:
 
 
 def _unused_assets(app, pagename, templatename, context, doctree) -> None:
-    # the search tools, except on the search page (the header's search box submits to it)
-    if pagename != "search":
-        scripts = context.get("script_files", [])
-        scripts[:] = [f for f in scripts if not str(getattr(f, "filename", f) or "").endswith(SEARCH_SCRIPTS)]
     # sphinx-design's stylesheet and tab script, on pages without a sphinx-design element
     if 'class="sd-' in context.get("body", "") or ' sd-' in context.get("body", ""):
         return
