@@ -544,6 +544,8 @@ def test_tables_escape_format_and_caption_themselves():
     cells = re.findall(r"<t[dh]\b[^>]*>(.*?)</t[dh]>", html)
     assert cells[4:8] == ["&lt;b&gt;a&lt;/b&gt;", "&lt;script&gt;alert(1)&lt;/script&gt;", "20,512,803", "76.1%"], cells
     assert cells[-3:] == ["\u2014", "1,234", "50.0%"], cells
+    years = table(pd.DataFrame({"Calendar year": [2021, 2024], "Reports": [2021, 2024]})).html
+    assert re.findall(r"<td\b[^>]*>(.*?)</td>", years) == ["2021", "2,021", "2024", "2,024"]
     linked = table(pd.DataFrame({"Dataset": ["a.csv"]}), links={"Dataset": lambda name: f"../data/{name}"}).html
     assert '<a href="../data/a.csv">a.csv</a>' in linked
     with pytest.raises(ValueError):
@@ -622,7 +624,7 @@ def test_figures_json_holds_every_glued_figure_with_its_page_and_sentence(built_
             figure = by_key.get(key)
             assert figure, f"{notebook_path.stem}: {key} is not in figures.json"
             assert figure["value"] == entry["value"] and figure["page"] == f"chapters/{notebook_path.stem}", key
-            assert (built_site / figure["url"]).exists() and all((built_site / path).exists() for path in figure["datasets"]), key
+            assert (built_site / figure["url"]).exists() and all((built_site / path).exists() for path in figure["sources"]), key
             checked += 1
     assert checked == len(by_key)
     stated = [figure for figure in document["figures"] if figure["sentence"]]

@@ -105,6 +105,18 @@ def _numeric(texts: list[str]) -> bool:
     return bool(shown) and all(NUMBER_TEXT.fullmatch(text) for text in shown)
 
 
+def _years(name, values: pd.Series) -> bool:
+    """A column of years ("Year", "Calendar year of reports"): whole numbers written without a
+    thousands separator."""
+    numbers_ = pd.to_numeric(values.dropna(), errors="coerce")
+    return ("year" in str(name).lower() and len(numbers_) > 0 and bool(numbers_.notna().all())
+            and bool((numbers_ % 1 == 0).all()) and bool(numbers_.between(1800, 2200).all()))
+
+
+def _whole(value) -> str:
+    return str(int(value))
+
+
 def _right(numeric: bool) -> str:
     return ' class="tipline-number"' if numeric else ""
 
@@ -129,7 +141,8 @@ def table(frame: pd.DataFrame, caption: str | None = None, formats: Mapping[str,
     caption: what the table shows (plain text), written as its <caption> "Table: ...": the site
              numbers it ("Table 4.1: ...", tipline.site.reader), like a figure.
     formats: per column, a format string ("{:.1%}") or a function returning the cell's text;
-             other numbers get thousands separators (and at most three significant decimals).
+             other numbers get thousands separators (and at most three significant decimals),
+             except in a column of years (its name says "year"), which are written as they are.
     index:   show the row labels, as row headers under the index's name.
     links:   per column, a function from the cell's value to the (relative or http) address the
              cell links to.
@@ -138,6 +151,7 @@ def table(frame: pd.DataFrame, caption: str | None = None, formats: Mapping[str,
     unknown = (set(formats) | set(links)) - set(frame.columns)
     if unknown:
         raise KeyError(f"formats or links for columns the table does not have: {sorted(map(str, unknown))}")
+    formats.update({column: _whole for column in frame.columns if column not in formats and _years(column, frame[column])})
     texts = {column: [cell_text(value, formats.get(column)) for value in frame[column]] for column in frame.columns}
     numeric = {column: _numeric(values) for column, values in texts.items()}
     head = "".join(f'<th scope="col"{_right(numeric[name])}>{_label(name)}</th>' for name in frame.columns)

@@ -64,6 +64,14 @@ def _section_child(node: nodes.Node) -> nodes.Node:
 
 
 def _figures(app, doctree, docname) -> None:
+    """Number the page's charts (and tables, `_tables`) once its doctree is resolved.
+
+    This edits the HTML of raw nodes (the chart placeholders and tables the notebooks' outputs
+    hold) because nothing else can: a figure's number depends on its place in the table of
+    contents and on the page, known only here, after the notebook ran; the number, anchor and
+    export attributes belong on the chart's own element; and no theme option or template
+    reaches inside a notebook's output. It edits our own markup only (tipline.presentation),
+    never the theme's, and no built page is rewritten after Sphinx writes it."""
     figures = []  # [chart raw node, source raw node or None, caption paragraph or None]
     for node in doctree.findall(lambda n: isinstance(n, (nodes.raw, nodes.paragraph))):
         text = node.astext() if isinstance(node, nodes.raw) else ""
@@ -274,14 +282,16 @@ def current_figures(app) -> list[dict]:
 def figures_document(app, found: list[dict]) -> dict:
     """figures.json: what each figure is, where it is stated, and what it rests on."""
     record = app.tipline_citation
-    for figure in found:
-        figure["url"] = f"{figure['page']}.html"
-        figure["datasets"] = [f"data/{name}.csv" for name in figure["datasets"]]
+    figures = [{"key": figure["key"], "value": figure["value"], "page": figure["page"], "title": figure["title"],
+                "url": f"{figure['page']}.html", "sentence": figure["sentence"],
+                "sources": [f"data/{name}.csv" for name in figure["datasets"]]} for figure in found]
     return {"title": record["title"], "version": str(record["version"]),
             "about": ("Every figure the book's prose states: its key (stable across versions unless the figure is "
-                      "renamed), its value as printed, the page and sentence that state it, and the datasets the "
-                      "page had read when it computed the figure (the figure rests on some of them)."),
-            "figures": found}
+                      "renamed), its value as printed, the page (title and address) and the sentence that state it "
+                      "(empty if the page glues the value but no sentence uses it), and its sources: the datasets the "
+                      "page had read when it computed the figure, whose rows carry the source, locator and grade of "
+                      "each number (the figure rests on some of them)."),
+            "figures": figures}
 
 
 def write_archive(data_dir: Path, target: Path) -> list[str]:
