@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from ..evidence import ledger
 from ..evidence.data import datasets_read, load, sources
 
 GRADE_LABEL = {"primary": "primary source", "transcription": "third-party transcription",
@@ -109,7 +110,8 @@ def source_note(frame: pd.DataFrame, dataset: str | None = None) -> "SourceNote"
     links = ", ".join(f'<a href="../data/{html.escape(name, quote=True)}.csv" download>{html.escape(name)}.csv</a>'
                       for name in drawn)
     return SourceNote(f'<div class="tipline-source"><details><summary>Sources ({len(items)})</summary>'
-                      f'<ul>{"".join(items)}</ul></details><p><strong>Data:</strong> {links}</p></div>')
+                      f'<ul>{"".join(items)}</ul></details><p><strong>Data:</strong> {links}</p>'
+                      f'{breaks_html(frame)}</div>')  # a series break the rows cross (data/breaks.csv)
 
 
 def _year(published: str) -> str:
@@ -150,6 +152,21 @@ def downloads() -> "SourceNote":
     (tipline.site.reader writes figures.json and datasets.zip; tipline.site.sphinx answer.json)."""
     items = "".join(f'<li><a href="../data/{name}" download>{name}</a>: {html.escape(words)}</li>' for name, words in DOWNLOADS)
     return SourceNote(f'<div class="tipline-downloads"><p><strong>Take the data away.</strong></p><ul>{items}</ul></div>')
+
+
+def breaks_html(frame: pd.DataFrame) -> str:
+    """One escaped paragraph per series break (data/breaks.csv) that the rows of a chart or table
+    cross, with its source and grade; empty if none."""
+    registry = sources()
+    parts = []
+    for row in ledger.breaks_in(frame).itertuples(index=False):
+        entry = registry.loc[row.source_id]
+        title = html.escape(entry["title"])
+        if isinstance(entry["url"], str) and entry["url"]:
+            title = f'<a href="{html.escape(entry["url"], quote=True)}">{title}</a>'
+        parts.append(f'<p class="tipline-break"><strong>Series break, {row.year}:</strong> {html.escape(row.what_changed)} '
+                     f'(<em>{title}</em>, {html.escape(row.locator)} [{GRADE_LABEL[entry["grade"]]}])</p>')
+    return "".join(parts)
 
 
 class SourceNote(str):

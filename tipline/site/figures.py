@@ -48,6 +48,15 @@ def _text(value) -> str:
     return parsed if isinstance(parsed, str) else value
 
 
+def _value(data: dict, prefix: str = "") -> str:
+    """What the page prints for a glued output: its Markdown (a quotation, without the citation
+    role), else its text."""
+    if prefix + "text/markdown" in data:
+        markdown = data[prefix + "text/markdown"]
+        return _plain("".join(markdown) if isinstance(markdown, list) else markdown)
+    return _text(data.get(prefix + "text/plain", ""))
+
+
 def glued(notebook: dict) -> dict[str, dict]:
     """Each key glued in a notebook's committed outputs: {"value": text, "datasets": [...]}."""
     found = {}
@@ -55,8 +64,7 @@ def glued(notebook: dict) -> dict[str, dict]:
         for output in cell.get("outputs", []):
             meta = output.get("metadata", {})
             if "scrapbook" in meta:
-                prefix = meta["scrapbook"].get("mime_prefix", "")
-                found[meta["scrapbook"]["name"]] = {"value": _text(output.get("data", {}).get(prefix + "text/plain", "")),
+                found[meta["scrapbook"]["name"]] = {"value": _value(output.get("data", {}), meta["scrapbook"].get("mime_prefix", "")),
                                                     "datasets": meta.get("tipline", {}).get("datasets", [])}
     return found
 
@@ -64,7 +72,7 @@ def glued(notebook: dict) -> dict[str, dict]:
 def glued_by_sphinx(path: Path) -> dict[str, dict]:
     """The same, from the `<page>.glue.json` myst-nb writes while it reads a page."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {key: {"value": _text(output.get("data", {}).get("text/plain", "")),
+    return {key: {"value": _value(output.get("data", {})),
                   "datasets": output.get("metadata", {}).get("tipline", {}).get("datasets", [])}
             for key, output in data.items()}
 
