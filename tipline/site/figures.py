@@ -29,7 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASES = ROOT / "releases"
-GLUE_ROLE = re.compile(r"\{glue(?::text|:md|:any|:)?\}`([^`]+)`")
+GLUE_ROLE = re.compile(r"\{glue(?::text|:md|:any|:)?\}`([^`:]+)(?::[a-z]+)?`")  # `key` or `key:myst`
 CITE_ROLE = re.compile(r"\s*\{cite(?::[a-z]+)?\}`[^`]*`")
 ROLE = re.compile(r"\{[a-z:]+\}`([^`]*)`")
 LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
@@ -84,6 +84,7 @@ def _plain(markdown: str) -> str:
     text = ROLE.sub(r"\1", text)
     text = re.sub(r"^\s*(?:#+|[-*]|[0-9]+\.)\s+", "", text, flags=re.M)
     text = re.sub(r"(\*\*|\*|`)", "", text)
+    text = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)  # Markdown's escaped punctuation, as printed
     return " ".join(text.split())
 
 
