@@ -29,6 +29,8 @@ import yaml
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
+from .pdf import NAME as PDF_NAME
+
 CHART = re.compile(r'<div class="tipline-chart" id="([^"]+)"')
 SPEC = re.compile(r'<script type="application/json" class="tipline-spec" data-chart="[^"]+">(.*?)</script>', re.S)
 TAG = re.compile(r"<[^>]+>")
@@ -248,19 +250,11 @@ FIGURES = "figures.json"
 
 
 def _notebook_pages(app) -> list[str]:
-    """The pages made from notebooks, in the order of the table of contents."""
-    order = {name: index for index, name in enumerate(app.env.found_docs)}
-    try:
-        order = {name: index for index, name in enumerate(_toc_order(app))}
-    except (OSError, KeyError, TypeError):
-        pass
-    pages = [name for name in app.env.found_docs if str(app.env.doc2path(name)).endswith(".ipynb")]
-    return sorted(pages, key=lambda name: order.get(name, len(order)))
-
-
-def _toc_order(app) -> list[str]:
+    """The pages made from notebooks, in the order of the table of contents (_toc.yml)."""
     toc = yaml.safe_load((Path(app.srcdir) / "_toc.yml").read_text(encoding="utf-8"))
-    return [toc["root"]] + [chapter["file"] for part in toc.get("parts", []) for chapter in part.get("chapters", [])]
+    order = [toc["root"]] + [chapter["file"] for part in toc.get("parts", []) for chapter in part.get("chapters", [])]
+    pages = [name for name in app.env.found_docs if str(app.env.doc2path(name)).endswith(".ipynb")]
+    return sorted(pages, key=lambda name: order.index(name) if name in order else len(order))
 
 
 def current_figures(app) -> list[dict]:
@@ -501,16 +495,12 @@ def _lighter(app, exception) -> None:
     _subset_fonts(static, icon_codepoints(static))
 
 
-PDF_NAME = "book.pdf"  # tipline.site.pdf.NAME (checked in _pdf_wanted)
-
-
 def _pdf_wanted(app, config) -> None:
     """Whether this build prints the book (TIPLINE_PDF=1 and a browser), as a setting of the
     build: every page links the PDF from its header and footer only when it is made, and a change
     of the setting rewrites every page (a config value that rebuilds html)."""
     from . import pdf
 
-    assert pdf.NAME == PDF_NAME, (pdf.NAME, PDF_NAME)
     config.tipline_pdf = bool(pdf.wanted())
 
 
