@@ -523,6 +523,7 @@ def _site_pages(built_site) -> list[tuple[str, str]]:
             for path in sorted(built_site.rglob("*.html")) if "_static" not in path.parts]
 
 
+@pytest.mark.full
 def test_no_page_shows_raw_values_raw_output_code_or_team_notes(built_site):
     pages = _site_pages(built_site)
     assert len(pages) >= 20
@@ -597,6 +598,7 @@ def test_a_source_note_links_every_dataset_its_rows_come_from(monkeypatch):
         drawn_from(made_up)
 
 
+@pytest.mark.full
 def test_every_table_caption_is_part_of_its_table(built_site):
     numbered = 0
     for name, html in _site_pages(built_site):
@@ -612,6 +614,7 @@ def test_every_table_caption_is_part_of_its_table(built_site):
     assert numbered >= 13
 
 
+@pytest.mark.full
 def test_figures_json_holds_every_glued_figure_with_its_page_and_sentence(built_site):
     from tipline.site.figures import glued
 
@@ -638,6 +641,7 @@ def test_figures_json_holds_every_glued_figure_with_its_page_and_sentence(built_
     assert all(figure["value"] in figure["sentence"] for figure in document["figures"] if figure["sentence"])
 
 
+@pytest.mark.full
 def test_the_data_to_take_away_is_linked_from_the_summary_and_the_data_appendix(built_site):
     import zipfile
 
@@ -669,6 +673,7 @@ def test_the_data_archive_is_the_same_for_the_same_data_and_refuses_links(tmp_pa
         write_archive(folder, tmp_path / "three.zip")
 
 
+@pytest.mark.full
 def test_every_chart_data_link_names_a_published_dataset(built_site):
     links = 0
     for name in CHAPTERS:
@@ -722,6 +727,7 @@ def test_each_release_records_the_figures_committed_at_its_commit():
         assert release_commit(version) == record["commit"], f"{version}: recorded from another commit"
 
 
+@pytest.mark.full
 def test_the_changes_page_lists_the_figures_that_changed_in_each_release(built_site):
     from tipline.site.figures import changed, releases
 
@@ -746,6 +752,7 @@ def test_a_page_citation_closes_its_title_once():
     assert "\u201cReferral.\u201d In" in page_citation(record, "Referral", "2026-01-01", "u")
 
 
+@pytest.mark.full
 def test_bibliography_labels_are_the_citations_words(built_site):
     bibliography = BeautifulSoup(_page(built_site, "bibliography"), "html.parser")
     labels = {entry["id"]: " ".join(entry.select_one(".label").get_text().strip("[]").split())
@@ -761,6 +768,7 @@ def test_bibliography_labels_are_the_citations_words(built_site):
     assert cited >= 30
 
 
+@pytest.mark.full
 def test_the_header_offers_the_pdf_and_the_citation_and_one_search(built_site):
     for name in CHAPTERS:
         soup = BeautifulSoup(_page(built_site, name), "html.parser")

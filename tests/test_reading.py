@@ -109,6 +109,7 @@ def test_no_source_maps_are_published(built_site):
     assert not list(built_site.rglob("*.map"))
 
 
+@pytest.mark.full
 def test_one_search_box_and_the_header_links_at_every_width(server, browser):
     """Issue 20: two search boxes on a desktop; the PDF and the citation only in the footer."""
     for width in (375, 900, 1280):

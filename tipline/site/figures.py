@@ -139,17 +139,22 @@ def _toc_pages(toc: dict) -> list[str]:
 
 
 def release_commit(version: str, repo: Path = ROOT) -> str:
-    """The commit `version` was published from: the last commit, on the date the CHANGELOG gives
-    the version, whose CITATION.cff carries it."""
+    """The commit `version` was published from: the last commit on the main line (first parents),
+    on or before the date the CHANGELOG gives the version, whose CITATION.cff carries it."""
     changelog = (repo / "CHANGELOG.md").read_text(encoding="utf-8")
     date = re.search(rf"^## {re.escape(version)} \(([0-9-]+)\)", changelog, re.M).group(1)
-    for line in _git("log", "--first-parent", "--format=%H %cs", f"--until={date} 23:59:59", "HEAD", repo=repo).splitlines():
-        commit, day = line.split()
-        if day > date:
-            continue
-        if re.search(r'^version:\s*"?' + re.escape(version) + r'"?\s*$', _git("show", f"{commit}:CITATION.cff", repo=repo), re.M):
-            return commit
-    raise LookupError(f"no commit on or before {date} carries version {version} in CITATION.cff")
+    line = [entry.split() for entry in _git("log", "--first-parent", "--format=%H %cs", "HEAD", repo=repo).splitlines()]
+    touching = set(_git("log", "--first-parent", "--format=%H", "HEAD", "--", "CITATION.cff", repo=repo).split())
+    found, current = None, None
+    for commit, day in reversed(line):  # oldest first: the version in force at each commit
+        if commit in touching:
+            match = re.search(r'^version:\s*"?([^"\s]+)"?\s*$', _git("show", f"{commit}:CITATION.cff", repo=repo), re.M)
+            current = match.group(1) if match else None
+        if day <= date and current == version:
+            found = commit
+    if found is None:
+        raise LookupError(f"no commit on or before {date} carries version {version} in CITATION.cff")
+    return found
 
 
 def release(version: str, commit: str, repo: Path = ROOT) -> dict:
