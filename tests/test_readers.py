@@ -61,17 +61,26 @@ class _Tables(HTMLParser):
             self.chart = None
 
 
+def _number(cell: str) -> tuple[float, float] | None:
+    """A table cell read back as a number, with half a unit of its last digit shown (the rounding
+    it may carry): "38.3%" -> (0.383, 0.0005), "1,234" -> (1234, 0.5); None for words."""
+    match = re.fullmatch(r"(-?[0-9,]*\.?([0-9]*))(%?)", cell)
+    if not match or not re.search(r"[0-9]", cell):
+        return None
+    value = float(match.group(1).replace(",", ""))
+    step = 0.5 * 10 ** -len(match.group(2))
+    return (value / 100, step / 100) if match.group(3) else (value, step)
+
+
 def _same(cell: str, value) -> bool:
-    """Whether a table cell shows a data value (numbers as pandas prints them, to 6 digits)."""
+    """Whether a table cell shows a data value as a reader reads it (numbers to the digits shown)."""
     if value is None or value != value:
-        return cell in ("", "NaN", "nan", "None")
+        return cell in ("", "\u2014")
     if isinstance(value, bool):
-        return cell == str(value)
+        return cell in (str(value), "yes" if value else "no")
     if isinstance(value, (int, float)):
-        try:
-            return math.isclose(float(cell.replace(",", "")), value, rel_tol=1e-5, abs_tol=6e-7)  # pandas prints 6 decimals
-        except ValueError:
-            return False
+        number = _number(cell)
+        return number is not None and abs(number[0] - value) <= number[1] * (1 + 1e-9) + 1e-12
     # a date string the browser parsed: "2024-05-07" drawn as "2024-05-07T00:00:00.000Z"
     return cell == str(value) or (isinstance(value, str) and value.startswith(cell + "T"))
 
@@ -89,8 +98,6 @@ def _table_problem(table: list[list[str]], rows: list[dict]) -> str | None:
     if len(body) != len(rows):
         return f"{len(body)} rows shown, {len(rows)} given"
     fields = list(dict.fromkeys(key for row in rows for key in row))
-    if len(header) != len(fields):
-        return f"columns {header} for fields {fields}"
     for column, title in enumerate(header):
         if not any(all(_same(cells[column], row.get(field)) for cells, row in zip(body, rows)) for field in fields):
             return f"column {title!r} shows no field of the data"
@@ -99,8 +106,9 @@ def _table_problem(table: list[list[str]], rows: list[dict]) -> str | None:
 
 def _mismatch(shown: list[list[list[str]]], given: list[list[dict]]) -> str | None:
     """Why the tables shown (header row first) do not hold the datasets given, or None if they do:
-    each table is one dataset, with its number of rows, each column one field, row by row."""
-    if len(shown) != len(given):
+    each table is one dataset, with its number of rows, each column one field, row by row (a table
+    shows the fields a chart shows, so it may leave some out, and an annotation's dataset)."""
+    if not shown or len(shown) > len(given):  # a dataset that only places words on the chart has no table
         return f"{len(shown)} tables for {len(given)} datasets"
     left = list(given)
     for table in shown:
@@ -152,9 +160,10 @@ def test_every_chart_has_its_data_as_a_table_with_the_rows_it_was_given(built_si
 
 
 def test_the_table_check_catches_a_wrong_cell():
-    shown = [[["Year", "Reports"], ["2023", "36,210,368"], ["2024", "0.123457"]]]
+    shown = [[["Year", "Reports"], ["2023", "36,210,368"], ["2024", "12.3%"]]]
     assert _mismatch(shown, [[{"reports": 36210368, "year": 2023}, {"reports": 0.1234567, "year": 2024}]]) is None
     assert _mismatch(shown, [[{"reports": 36210368, "year": 2023}, {"reports": 0.2, "year": 2024}]]) is not None
+    assert _mismatch(shown, [[{"reports": 36210368, "year": 2023}, {"reports": 0.1236, "year": 2024}]]) is not None
     assert _mismatch(shown, [[{"reports": 36210368, "year": 2023}]]) is not None
 
 
@@ -459,3 +468,349 @@ def test_the_pdf_holds_every_chapter_and_every_chart_as_vector_graphics(built_si
     assert not [index for index, page in enumerate(reader.pages) if page.images], "a raster image in the PDF: charts must be vector"
     for name in names:
         assert 'The whole book as a PDF</a>' in (built_site / f"{name}.html").read_text(encoding="utf-8"), name
+
+
+# --- tables for people, no raw output, no code, no notes for the team ------------------------------
+# Checks over a parsed page, each tried on a small page first (so each can fail), then on every page.
+
+from bs4 import BeautifulSoup  # noqa: E402
+
+RAW_NUMBER = re.compile(r"-?[0-9]{5,}(\.[0-9]+)?|-?[0-9]*\.[0-9]{4,}|-?[0-9]{4}\.0")  # 20512803.0, 0.760933, 2024.0
+SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)+")  # oklahoma_osbi, tips_received, more_than
+# words written for the team, not for readers (issue 20: "Not yet re-read by us ... team research dossier")
+TEAM_NOTES = re.compile(r"re-read by us|research dossier|\bdossier\b|\bTODO\b|\bFIXME\b|\bXXX\b|for the team|note to self", re.I)
+# the one page that may show code: how to rebuild the book
+CODE_PAGES = {"chapters/appendix_reproducibility.html"}
+
+
+def page_problems(html: str, name: str = "page") -> list[str]:
+    """What a reader should not meet on a page: raw numbers or snake_case values in a table, output
+    printed as raw text (a Python string's repr), code where the page is for readers, and notes
+    written for the team."""
+    soup = BeautifulSoup(html, "html.parser")
+    main = soup.find("main") or soup
+    problems = []
+    for cell in main.select("table th, table td"):
+        text = " ".join(cell.get_text(" ").split())
+        if RAW_NUMBER.fullmatch(text.replace(" ", "")):
+            problems.append(f"{name}: a raw number in a table: {text!r}")
+        if SNAKE_CASE.fullmatch(text):
+            problems.append(f"{name}: a snake_case value in a table: {text!r}")
+    for output in main.select("div.output.text_plain, div.output.stream, div.output.stderr, div.cell_output pre"):
+        problems.append(f"{name}: raw output on the page: {output.get_text()[:80]!r}")
+    if name not in CODE_PAGES and main.select("div.cell_input, details.hide.above-input"):
+        problems.append(f"{name}: code shown to readers ({len(main.select('div.cell_input'))} cells)")
+    for match in TEAM_NOTES.finditer(main.get_text(" ")):
+        problems.append(f"{name}: a note for the team: {match.group(0)!r}")
+    return problems
+
+
+def test_the_page_checks_find_what_they_look_for():
+    clean = ('<main><table><tr><th>Year</th><th>Reports</th><th>Share</th></tr><tr><td>2024</td><td>20,512,803</td>'
+             '<td>76.1%</td></tr><tr><td>Oklahoma (OSBI)</td><td>1.5</td><td>more than 900</td></tr></table>'
+             '<div class="cell_output"><div class="output text_html"><p>fine</p></div></div></main>')
+    assert page_problems(clean) == []
+    for bad in ("20512803.0", "0.760933", "2024.0", "20512803", "oklahoma_osbi", "tips_received"):
+        assert page_problems(clean.replace("20,512,803", bad)), bad
+    assert page_problems(clean.replace('<p>fine</p></div>', "</div><div class=\"output text_plain\"><pre>'The total grew.'</pre></div>"))
+    assert page_problems(clean.replace("<main>", '<main><div class="cell_input"><pre>x = 1</pre></div>'))
+    assert page_problems(clean.replace("<main>", '<main><div class="cell_input"></div>'), "chapters/appendix_reproducibility.html") == []
+    assert page_problems(clean.replace("fine", "Not yet re-read by us: from the team research dossier."))
+
+
+def _site_pages(built_site) -> list[tuple[str, str]]:
+    return [(str(path.relative_to(built_site)), path.read_text(encoding="utf-8"))
+            for path in sorted(built_site.rglob("*.html")) if "_static" not in path.parts]
+
+
+@pytest.mark.full
+def test_no_page_shows_raw_values_raw_output_code_or_team_notes(built_site):
+    pages = _site_pages(built_site)
+    assert len(pages) >= 20
+    problems = [problem for name, html in pages for problem in page_problems(html, name)]
+    assert not problems, "\n".join(problems[:40])
+
+
+def test_tables_escape_format_and_caption_themselves():
+    import pandas as pd
+
+    from tipline.presentation.tables import table
+
+    hostile = '<script>alert(1)</script>'
+    frame = pd.DataFrame({hostile: [hostile, None], "Reports": [20512803.0, 1234], "Share": [0.760933, 0.5]},
+                         index=pd.Index(["<b>a</b>", "b"], name="<i>row</i>"))
+    html = table(frame, caption=f"a caption {hostile}", formats={"Share": "{:.1%}"}, index=True).html
+    assert "<script>" not in html and "<b>" not in html and "<i>" not in html and html.count("&lt;script&gt;") == 3
+    assert "<caption>Table: a caption &lt;script&gt;" in html
+    cells = re.findall(r"<t[dh]\b[^>]*>(.*?)</t[dh]>", html)
+    assert cells[4:8] == ["&lt;b&gt;a&lt;/b&gt;", "&lt;script&gt;alert(1)&lt;/script&gt;", "20,512,803", "76.1%"], cells
+    assert cells[-3:] == ["\u2014", "1,234", "50.0%"], cells
+    years = table(pd.DataFrame({"Calendar year": [2021, 2024], "Reports": [2021, 2024]})).html
+    assert re.findall(r"<td\b[^>]*>(.*?)</td>", years) == ["2021", "2,021", "2024", "2,024"]
+    linked = table(pd.DataFrame({"Dataset": ["a.csv"]}), links={"Dataset": lambda name: f"../data/{name}"}).html
+    assert '<a href="../data/a.csv">a.csv</a>' in linked
+    with pytest.raises(ValueError):
+        table(pd.DataFrame({"Dataset": ["x"]}), links={"Dataset": lambda name: "javascript:alert(1)"})
+    with pytest.raises(KeyError):
+        table(frame, formats={"no such column": "{}"})
+
+
+def test_a_chart_table_shows_what_the_chart_shows_in_its_words():
+    from tipline.presentation.tables import d3_number, data_table
+
+    rows = [{"year": 2024, "reports": 20512803.0, "share": 0.760933, "order": 1, "source_id": "ncmec_ojjdp_2023",
+             "stage": "All reports", "label": "20,512,803 (1 in 16)"}]
+    spec = {"datasets": {"d": rows}, "data": {"name": "d"}, "layer": [
+        {"mark": "point", "encoding": {
+            "x": {"field": "reports", "type": "quantitative", "title": "Count (logarithmic scale)", "axis": {"format": "~s"}},
+            "y": {"field": "stage", "type": "nominal", "sort": {"field": "order"}, "title": None},
+            "color": {"field": "year", "type": "ordinal", "title": "Calendar year"},
+            "tooltip": [{"field": "stage", "type": "nominal", "title": "Stage"},
+                        {"field": "share", "type": "quantitative", "format": ".1%", "title": "Share of all reports"}]}},
+        {"mark": "text", "encoding": {"text": {"field": "label", "type": "nominal"}, "y": {"field": "stage", "type": "nominal"}}}]}
+    table = data_table(spec)
+    headers = re.findall(r"<th\b[^>]*>(.*?)</th>", table)
+    cells = re.findall(r"<td\b[^>]*>(.*?)</td>", table)
+    assert headers == ["Stage", "Share of all reports", "Count", "Calendar year"], headers
+    assert cells == ["All reports", "76.1%", "20,512,803", "2024"], cells
+    assert "(1 row)" in table and "ncmec" not in table and "Order" not in table
+    assert [d3_number(0.5, ".0%"), d3_number(2024, "d"), d3_number(1234.5678, ",.2f"), d3_number(1e6, "~s")] == \
+        ["50%", "2024", "1,234.57", "1,000,000"]
+
+
+def test_a_source_note_links_every_dataset_its_rows_come_from(monkeypatch):
+    import pandas as pd
+
+    from tipline import load
+    from tipline.evidence import data
+    from tipline.presentation.notes import drawn_from, source_note
+
+    data.track("a test")
+    recipients, downstream = load("recipients"), load("downstream")
+    rows = pd.concat([recipients.head(2), downstream.head(1).assign(shown="a column a chapter added")])
+    assert drawn_from(rows) == ["recipients", "downstream"]
+    note = source_note(rows, "recipients")
+    assert 'href="../data/recipients.csv"' in note and 'href="../data/downstream.csv"' in note
+    with pytest.raises(ValueError, match="its rows come from"):
+        source_note(recipients.head(2), "downstream")
+    made_up = recipients.head(1).assign(reports=-1)
+    with pytest.raises(ValueError, match="matches no dataset"):
+        drawn_from(made_up)
+
+
+@pytest.mark.full
+def test_every_table_caption_is_part_of_its_table(built_site):
+    numbered = 0
+    for name, html in _site_pages(built_site):
+        soup = BeautifulSoup(html, "html.parser")
+        main = soup.find("main") or soup
+        for paragraph in main.find_all(["p", "em"]):
+            assert not paragraph.get_text().strip().startswith("Table:"), f"{name}: a table caption outside its table"
+        for caption in main.select("table.tipline-table > caption"):
+            number = caption.select_one("a.tipline-table-number")
+            assert number and re.fullmatch(r"Table ([0-9]+\.|[A-F]\.)?[0-9]+", number.get_text()), f"{name}: {caption}"
+            assert caption.parent.get("id") == number["href"][1:], f"{name}: the caption's link is not its table's"
+            numbered += 1
+    assert numbered >= 13
+
+
+@pytest.mark.full
+def test_figures_json_holds_every_glued_figure_with_its_page_and_sentence(built_site):
+    from tipline.site.figures import glued
+
+    document = json.loads((built_site / "data" / "figures.json").read_text(encoding="utf-8"))
+    by_key = {figure["key"]: figure for figure in document["figures"]}
+    assert len(by_key) == len(document["figures"]) >= 300, "a key twice, or too few figures"
+    checked = 0
+    for notebook_path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        for key, entry in glued(json.loads(notebook_path.read_text(encoding="utf-8"))).items():
+            figure = by_key.get(key)
+            assert figure, f"{notebook_path.stem}: {key} is not in figures.json"
+            assert figure["value"] == entry["value"] and figure["page"] == f"chapters/{notebook_path.stem}", key
+            assert (built_site / figure["url"]).exists() and all((built_site / path).exists() for path in figure["sources"]), key
+            checked += 1
+    assert checked == len(by_key)
+    # every figure the prose uses comes with the sentence that states it, and the sentence holds its value
+    from tipline.site.figures import GLUE_ROLE
+
+    prose = {key for path in (ROOT / "chapters").glob("*.ipynb") for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
+             if cell["cell_type"] == "markdown" for key in GLUE_ROLE.findall("".join(cell["source"]))}
+    assert len(prose) >= 400
+    unstated = [key for key in prose if key in by_key and not by_key[key]["sentence"]]
+    assert not unstated, f"figures in the prose without their sentence: {unstated[:10]}"
+    assert all(figure["value"] in figure["sentence"] for figure in document["figures"] if figure["sentence"])
+
+
+@pytest.mark.full
+def test_the_data_to_take_away_is_linked_from_the_summary_and_the_data_appendix(built_site):
+    import zipfile
+
+    package = json.loads((ROOT / "data" / "datapackage.json").read_text(encoding="utf-8"))
+    with zipfile.ZipFile(built_site / "data" / "datasets.zip") as archive:
+        names = archive.namelist()
+        assert names[0] == "data/datapackage.json"
+        assert sorted(names[1:]) == sorted(f"data/{resource['path']}" for resource in package["resources"])
+        assert archive.read("data/recipients.csv") == (ROOT / "data" / "recipients.csv").read_bytes()
+    for name in ("summary", "appendix_data"):
+        html = _page(built_site, name)
+        for target in ("../data/answer.json", "../data/figures.json", "../data/datasets.zip"):
+            assert f'href="{target}"' in html, f"{name}: no link to {target}"
+
+
+def test_the_data_archive_is_the_same_for_the_same_data_and_refuses_links(tmp_path):
+    from tipline.site.reader import write_archive
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x\n1\n")
+    (folder / "datapackage.json").write_text(json.dumps({"resources": [{"name": "a", "path": "a.csv"}]}))
+    write_archive(folder, tmp_path / "one.zip")
+    write_archive(folder, tmp_path / "two.zip")
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+    (folder / "a.csv").unlink()
+    (folder / "a.csv").symlink_to("/etc/hostname")
+    with pytest.raises(ValueError, match="not a plain file"):
+        write_archive(folder, tmp_path / "three.zip")
+
+
+@pytest.mark.full
+def test_every_chart_data_link_names_a_published_dataset(built_site):
+    links = 0
+    for name in CHAPTERS:
+        for note in re.findall(r'<div class="tipline-source">.*?</div>', _page(built_site, name), re.S):
+            data = re.search(r"<strong>Data:</strong>(.*?)</p>", note, re.S).group(1)
+            targets = re.findall(r'href="\.\./data/([a-z0-9_]+\.csv)"', data)
+            assert targets, f"{name}: a source note without a data link"
+            assert len(targets) == len(set(targets)) and all((built_site / "data" / t).exists() for t in targets), (name, targets)
+            links += len(targets)
+    # summary Figure 1 draws arrests from downstream.csv besides recipients.csv (issue 20)
+    first = re.findall(r'<div class="tipline-source">.*?</div>', _page(built_site, "summary"), re.S)[1]
+    assert "downstream.csv" in first and "recipients.csv" in first, first
+    assert links >= 50
+
+
+# --- figures across releases ------------------------------------------------------------------------
+
+def _notebook(markdown: str, glue: dict[str, str]) -> dict:
+    outputs = [{"output_type": "display_data", "data": {"application/papermill.record/text/plain": repr(value)},
+                "metadata": {"scrapbook": {"name": key, "mime_prefix": "application/papermill.record/"},
+                             "tipline": {"datasets": ["recipients"]}}} for key, value in glue.items()]
+    return {"cells": [{"cell_type": "code", "source": "", "outputs": outputs}, {"cell_type": "markdown", "source": markdown}]}
+
+
+def test_figures_are_read_back_with_the_sentence_that_states_them():
+    from tipline.site.figures import changed, glued, page_figures
+
+    notebook = _notebook("# A page\n\nReports rose. In {glue:text}`year` there were **{glue:text}`reports`** "
+                         "reports {cite:p}`ncmec_ojjdp_2023`, see [the data](x.ipynb). Nothing else.",
+                         {"year": "2024", "reports": "20,512,803", "unused": "7"})
+    assert glued(notebook)["reports"] == {"value": "20,512,803", "datasets": ["recipients"]}
+    figures = {figure["key"]: figure for figure in page_figures("chapters/x", notebook, glued(notebook))}
+    assert figures["reports"]["sentence"] == "In 2024 there were 20,512,803 reports, see the data."
+    assert figures["reports"]["title"] == "A page" and figures["unused"]["sentence"] == ""
+    later = [dict(figures["year"]), dict(figures["reports"], value="20,000,000")]
+    rows = changed(list(figures.values()), later)
+    assert [(row["key"], row["was"], row["now"]) for row in rows] == [("reports", "20,512,803", "20,000,000")]
+    gone = changed(list(figures.values()), [dict(figures["reports"])])
+    assert [(row["key"], row["now"]) for row in gone] == [("year", None)]  # "unused" was never stated
+
+
+def test_each_release_records_the_figures_committed_at_its_commit():
+    from tipline.site.figures import RELEASES, release_commit, releases
+
+    records = releases()
+    assert [record["version"] for record in records][:3] == ["0.1.0", "0.2.0", "0.2.1"]
+    versions = re.findall(r"^## ([0-9.]+) \(([0-9-]+)\)$", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), re.M)
+    for version, date in versions:
+        record = json.loads((RELEASES / f"{version}.json").read_text(encoding="utf-8"))
+        assert record["date"] == date and len(record["figures"]) >= 200, version
+        assert release_commit(version) == record["commit"], f"{version}: recorded from another commit"
+
+
+@pytest.mark.full
+def test_the_changes_page_lists_the_figures_that_changed_in_each_release(built_site):
+    from tipline.site.figures import changed, releases
+
+    html = _page(built_site, "changes")
+    records = releases()
+    for before, after in zip(records, records[1:]):
+        heading = f"From {before['version']} to {after['version']}"
+        assert heading in html, heading
+        section = html.split(heading, 1)[1].split('class="rubric"', 1)[0]
+        rows = changed(before["figures"], after["figures"])
+        assert section.count("<tr>") == len(rows) + 1, (heading, section.count("<tr>"), len(rows))
+    assert f"From {records[-1]['version']} to" in html.replace("</p>", "")
+
+
+# --- citations, bibliography, header, order ---------------------------------------------------------
+
+def test_a_page_citation_closes_its_title_once():
+    from tipline.site.reader import page_citation
+
+    record = {"authors": [{"name": "The team"}], "title": "The book", "version": "1.0"}
+    assert "\u201cWhat happens to a report?\u201d In" in page_citation(record, "What happens to a report?", "2026-01-01", "u")
+    assert "\u201cReferral.\u201d In" in page_citation(record, "Referral", "2026-01-01", "u")
+
+
+@pytest.mark.full
+def test_bibliography_labels_are_the_citations_words(built_site):
+    bibliography = BeautifulSoup(_page(built_site, "bibliography"), "html.parser")
+    labels = {entry["id"]: " ".join(entry.select_one(".label").get_text().strip("[]").split())
+              for entry in bibliography.select("div.citation")}
+    assert len(labels) >= 60 and len(set(labels.values())) == len(labels), "labels repeat"
+    assert not [label for label in labels.values() if not re.search(r", (n\.d\.(-[a-z])?|[0-9]{4}[a-z]?)$", label)]
+    cited = 0
+    for name in CHAPTERS:
+        for link in BeautifulSoup(_page(built_site, name), "html.parser").select('main a[href^="bibliography.html#"]'):
+            target = link["href"].split("#", 1)[1]
+            assert " ".join(link.get_text().split()) == labels[target], (name, link.get_text(), labels[target])
+            cited += 1
+    assert cited >= 30
+
+
+@pytest.mark.full
+def test_the_header_offers_the_pdf_and_the_citation_and_one_search(built_site):
+    for name in CHAPTERS:
+        soup = BeautifulSoup(_page(built_site, name), "html.parser")
+        header = soup.select_one(".bd-header-article")
+        links = {a.get_text(" ", strip=True): a["href"] for a in header.select("a.tipline-header-link")}
+        assert links.get("Cite") == "#cite-this-page" and soup.find(id="cite-this-page"), name
+        assert links.get("PDF") == "../book.pdf", f"{name}: no PDF in the header"
+        assert not soup.select(".bd-sidebar-primary form.bd-search, .bd-sidebar-primary .search-button-field"), \
+            f"{name}: a second search box in the sidebar"
+        assert len(soup.select(".bd-header-article .search-button, .bd-header-article button.search-button")) <= 1
+
+
+def test_the_pages_about_the_answer_are_listed_with_it():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    parts = {part["caption"]: [chapter["file"] for chapter in part["chapters"]] for part in toc["parts"]}
+    assert parts["The answer"][:2] == ["chapters/best_inference", "chapters/safe_to_say"]
+    assert {"chapters/by_design", "chapters/time_and_backlog", "chapters/data_requests"} <= set(parts["The answer"])
+    assert all(page.startswith("chapters/appendix_") or page == "chapters/bibliography" for page in parts["Appendices"])
+
+
+def test_an_exported_image_has_no_instructions_and_separated_sources():
+    from tipline.site.reader import image_caption, image_sources
+
+    assert image_caption("Figure 2", "each stage as a point; hover for the kind of year.") == "Figure 2: each stage as a point."
+    note = ('<div class="tipline-source"><details><summary>Sources (2)</summary><ul><li>NCMEC, <em>Report</em> (2024), '
+            'p. 4 [primary source]</li><li>Robert Grimm, <em>Data</em> (2025) [third-party transcription]</li></ul>'
+            '</details><p><strong>Data:</strong> <a href="../data/a.csv">a.csv</a>, <a href="../data/b.csv">b.csv</a></p></div>')
+    assert image_sources(note) == ("Sources: NCMEC, Report (2024), p. 4 [primary source]; "
+                                   "Robert Grimm, Data (2025) [third-party transcription]")
+
+
+def test_author_year_labels_and_letters_for_one_publisher_in_one_year():
+    import pandas as pd
+    from pybtex.database import Entry, Person
+
+    from tipline.presentation.notes import cited_years
+    from tipline.site.bibstyle import author_year
+
+    entry = Entry("misc", fields={"year": "2024a"}, persons={"author": [Person("{National Center for Missing \\& Exploited Children}")]})
+    assert author_year(entry) == "National Center for Missing & Exploited Children, 2024a"
+    two = Entry("misc", fields={"year": "2020"}, persons={"author": [Person("Smith, Ann"), Person("Jones, Bo")]})
+    assert author_year(two) == "Smith and Jones, 2020"
+    registry = pd.DataFrame({"source_id": ["b", "a", "c", "d", "e"], "publisher": ["P", "P", "P", "Q", "Q"],
+                             "published": ["2024-05", "2024-01", "2023", "n.d.", "n.d."], "title": ["x", "y", "z", "u", "v"]})
+    assert cited_years(registry) == {"a": "2024a", "b": "2024b", "c": "2023", "d": "n.d.-a", "e": "n.d.-b"}

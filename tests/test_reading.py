@@ -107,3 +107,25 @@ def test_chart_bundle_loads_only_where_charts_are(server, browser):
 
 def test_no_source_maps_are_published(built_site):
     assert not list(built_site.rglob("*.map"))
+
+
+@pytest.mark.full
+def test_one_search_box_and_the_header_links_at_every_width(server, browser):
+    """Issue 20: two search boxes on a desktop; the PDF and the citation only in the footer."""
+    for width in (375, 900, 1280):
+        page, errors, _ = _open(browser, f"{server}/chapters/03_urgency.html", width=width)
+        visible = page.evaluate("""() => [...document.querySelectorAll(
+                '.search-button-field, .search-button, form.bd-search input')].filter(el => {
+            const box = el.getBoundingClientRect(), style = getComputedStyle(el);
+            return box.width > 0 && box.height > 0 && style.visibility !== 'hidden' && style.display !== 'none'; }).length""")
+        assert visible == 1, f"{width}px: {visible} search boxes"
+        for name in ("Cite", "PDF"):
+            link = page.locator("a.tipline-header-link", has_text=name)
+            box = link.bounding_box()
+            assert box and box["y"] < 80 and box["x"] + box["width"] <= width, f"{width}px: {name} not in the header"
+        page.locator("a.tipline-header-link", has_text="Cite").click()
+        page.wait_for_timeout(300)
+        assert page.evaluate("""() => { const box = document.getElementById('cite-this-page').getBoundingClientRect();
+            return box.top >= 0 && box.bottom <= innerHeight; }"""), f"{width}px: the citation is not in view"
+        assert not errors
+        page.close()

@@ -343,22 +343,23 @@ def test_each_chart_carries_its_rows_as_an_escaped_table():
     charts.setup()
     rows = [{"year": 2023, "recipient_name": HOSTILE, "reports": 5}, {"year": 2024, "recipient_name": "ICAC", "reports": 7}]
     spec = {"datasets": {"d": rows}, "data": {"name": "d"}, "mark": "bar",
-            "encoding": {"x": {"field": "year", "title": "Year"}, "y": {"field": "reports", "title": "Reports"}}}
+            "encoding": {"x": {"field": "year", "title": "Year", "type": "ordinal"}, "y": {"field": "reports", "title": "Reports"},
+                         "color": {"field": "recipient_name", "title": HOSTILE}}}
     output = charts._embed(spec)["text/html"]
     table = output[output.index("<details"):]
-    assert "(2 rows)" in table and "<script>" not in table and "&lt;script&gt;" in table
-    assert re.findall(r"<th>(.*?)</th>", table) == ["Year", "Recipient name", "Reports"]
-    cells = re.findall(r"<td>(.*?)</td>", table, re.S)
-    assert cells[0::3] == ["2023", "2024"] and cells[2::3] == ["5", "7"], cells
+    assert "(2 rows)" in table and "<script>" not in table and "<img" not in table and "&lt;script&gt;" in table
+    assert re.findall(r"<th\b[^>]*>(.*?)</th>", table)[:2] == ["Year", "Reports"]
+    cells = re.findall(r"<td\b[^>]*>(.*?)</td>", table, re.S)
+    assert cells[0::3] == ["2023", "2024"] and cells[1::3] == ["5", "7"], cells
 
 
-def test_tables_escape_cells_and_headers_whatever_the_format_call():
-    tables.escape_tables()
-    frame = pd.DataFrame({"<b>col</b>": [HOSTILE], "n": [1.5]}, index=["<i>row</i>"])
-    for styler in (frame.style, frame.style.format({"n": "{:.1f}"}), frame.style.format("{}"),
-                   frame.style.format(lambda value: str(value)).hide(axis="index"), frame.style.format_index(str.upper, axis=1)):
-        html = styler.to_html()
-        assert "<script>" not in html and "<b>" not in html.replace("<B>", "") and "<i>row" not in html, html
+def test_tables_escape_cells_headers_and_captions_whatever_the_format():
+    frame = pd.DataFrame({"<b>col</b>": [HOSTILE], "n": [1.5]}, index=pd.Index(["<i>row</i>"], name="<u>name</u>"))
+    for made in (tables.table(frame, index=True), tables.table(frame, formats={"n": "{:.1f}"}, caption=HOSTILE),
+                 tables.table(frame, formats={"<b>col</b>": lambda value: str(value)}, index=True),
+                 tables.table(frame, formats={"<b>col</b>": "{}"})):
+        html = made._repr_html_()
+        assert "<script>" not in html and "<img" not in html and "<b>" not in html and "<i>" not in html and "<u>" not in html, html
         assert "&lt;script&gt;" in html
 
 
@@ -410,8 +411,10 @@ def test_every_chart_is_followed_by_a_table_of_exactly_its_rows(built_site):
         for chart_id, spec in charts.specs(text).items():
             after = text[text.index(f'data-chart="{chart_id}"'):]
             details = after[after.index("<details"):after.index("</details>")]
-            rows = sum(len(values) for values in spec.get("datasets", {}).values())
-            assert details.count("<tr>") == rows, (page.name, chart_id)  # header rows carry a style attribute
+            shown = sorted(body.count("<tr>") for body in re.findall(r"<tbody>(.*?)</tbody>", details, re.S))
+            given = sorted(len(values) for values in spec.get("datasets", {}).values())
+            # one table per dataset with its rows exactly (a dataset that only places words on the chart has none)
+            assert shown and all(shown.count(n) <= given.count(n) for n in shown), (page.name, chart_id, shown, given)
             total += 1
     assert total >= 14
 

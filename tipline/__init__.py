@@ -13,11 +13,10 @@ from .evidence.data import DataError, load, load_all, sources  # noqa: F401
 
 def chapter(name: str) -> None:
     """Start a chapter (call it in the first cell with the notebook's file name, no suffix):
-    the house chart theme and offline renderer, tables that escape their text, and a record
-    of the datasets it reads."""
+    the house chart theme and offline renderer, and a record of the datasets it reads. (Tables
+    escape their text through tipline.presentation.tables.table.)"""
     from .evidence import data
-    from .presentation import charts, tables
+    from .presentation import charts
 
     charts.setup()
-    tables.escape_tables()
     data.track(name)

@@ -880,6 +880,7 @@ def _cached() -> dict[str, pd.DataFrame]:
 
 _chapter: str | None = None
 _recorded: set[str] = set()
+_loaded: list[str] = []  # every dataset loaded since the chapter started, in order (whatever TIPLINE_DEPS says)
 
 
 def track(chapter: str) -> None:
@@ -891,6 +892,7 @@ def track(chapter: str) -> None:
     global _chapter
     _chapter = chapter
     _recorded.clear()
+    _loaded.clear()
     folder = os.environ.get("TIPLINE_DEPS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -898,6 +900,8 @@ def track(chapter: str) -> None:
 
 
 def _record(name: str) -> None:
+    if name not in _loaded:
+        _loaded.append(name)
     folder = os.environ.get("TIPLINE_DEPS")
     if folder and _chapter and name not in _recorded:
         _recorded.add(name)
@@ -912,6 +916,12 @@ def load(name: str) -> pd.DataFrame:
     if name not in frames:
         raise KeyError(f"no dataset {name!r}; known: {', '.join(sorted(frames))}")
     return frames[name].copy()
+
+
+def datasets_read() -> list[str]:
+    """The datasets loaded since the chapter started, in the order first loaded (what a source
+    note's rows can come from, and what a glued figure can rest on)."""
+    return list(_loaded)
 
 
 def sources() -> pd.DataFrame:

@@ -18,11 +18,15 @@ from __future__ import annotations
 import re
 
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 from ..evidence import ledger
-from ..evidence.data import load
+from ..evidence.data import datasets_read, load
+
+# myst-nb's glue(): a display_data output whose MIME types carry this prefix (so Jupyter shows
+# nothing) and whose metadata names the key; {glue:text} and the site's figures.json read it back
+GLUE_PREFIX = "application/papermill.record/"
 
 
 class FalseSentence(AssertionError):
@@ -73,9 +77,12 @@ def say(name: str, text: str) -> None:
     """Glue a formatted number under `name` for {glue:text} in the chapter's prose.
 
     The value is glued as a plain str: myst-nb reads its repr back with literal_eval, which
-    removes the quotes and leaves "1,234" as written.
+    removes the quotes and leaves "1,234" as written. As myst_nb.glue(name, text, display=False)
+    does, with one addition to the output's metadata: the datasets the chapter had read when it
+    computed the value, which the site's figures.json lists as the figure's sources.
     """
-    glue(name, str(text), display=False)
+    display({GLUE_PREFIX + "text/plain": repr(str(text))}, raw=True,
+            metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}, "tipline": {"datasets": datasets_read()}})
 
 
 def claim(name: str, sentence: str, holds: bool) -> str:

@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from ..evidence.data import DATA, ROOT, load_all
+from ..presentation.notes import cited_years
 
 BIB = ROOT / "references.bib"
 
@@ -28,8 +29,10 @@ def _escape(text: str) -> str:
 
 def render(data_dir: Path = DATA) -> str:
     entries = []
-    for row in load_all(data_dir)["sources"].itertuples(index=False):
-        year = row.published[:4] if re.fullmatch(r"[0-9]{4}", row.published[:4], re.ASCII) else "n.d."
+    registry = load_all(data_dir)["sources"]
+    years = cited_years(registry)  # "2024a", "2024b" where one publisher has several in a year
+    for row in registry.itertuples(index=False):
+        year = years[row.source_id]
         fields = {
             "author": "{" + _escape(row.publisher) + "}",
             "title": "{" + _escape(row.title) + "}",

@@ -63,7 +63,8 @@ CHAPTERS = BOOK / "chapters"
 NAMED_FILES = {"benchmark.json": "scripts/benchmark.json", "CITATION.cff": "CITATION.cff"}
 # every file the site is made from: when none changed and no chapter is stale, nothing is built
 SITE_INPUTS = ["chapters", "_static", "data", "tipline", "_config.yml", "_toc.yml", "references.bib",
-               "CITATION.cff", "CHANGELOG.md", "requirements.txt", "pyproject.toml", "scripts/benchmark.json"]
+               "CITATION.cff", "CHANGELOG.md", "requirements.txt", "pyproject.toml", "scripts/benchmark.json",
+               "releases"]  # releases/: each published version's figures, which the changes page compares
 PROBE = ("import sys as _s, json as _j\n"
          "print(_j.dumps(sorted({getattr(m, '__file__', None) or '' for m in list(_s.modules.values())})))")
 

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import yaml
 from docutils import nodes
+from sphinx.util.docutils import SphinxDirective
+
+from .pdf import NAME as PDF_NAME
 
 CHART = re.compile(r'<div class="tipline-chart" id="([^"]+)"')
 SPEC = re.compile(r'<script type="application/json" class="tipline-spec" data-chart="[^"]+">(.*?)</script>', re.S)
@@ -63,6 +66,14 @@ def _section_child(node: nodes.Node) -> nodes.Node:
 
 
 def _figures(app, doctree, docname) -> None:
+    """Number the page's charts (and tables, `_tables`) once its doctree is resolved.
+
+    This edits the HTML of raw nodes (the chart placeholders and tables the notebooks' outputs
+    hold) because nothing else can: a figure's number depends on its place in the table of
+    contents and on the page, known only here, after the notebook ran; the number, anchor and
+    export attributes belong on the chart's own element; and no theme option or template
+    reaches inside a notebook's output. It edits our own markup only (tipline.presentation),
+    never the theme's, and no built page is rewritten after Sphinx writes it."""
     figures = []  # [chart raw node, source raw node or None, caption paragraph or None]
     for node in doctree.findall(lambda n: isinstance(n, (nodes.raw, nodes.paragraph))):
         text = node.astext() if isinstance(node, nodes.raw) else ""
@@ -95,15 +106,54 @@ def _figures(app, doctree, docname) -> None:
             holder = _section_child(source if source is not None else chart)
             holder.parent.insert(holder.parent.index(holder) + 1, caption)
         caption["classes"].append("tipline-figure-caption")
-        source_text = html.unescape(TAG.sub("", source.astext())) if source is not None else ""
-        source_text = re.sub(r"\s*Data: \S+\.csv\.\s*$", "", " ".join(source_text.split()))
-        # the note reads "Sources (n) ..." on the page (a disclosure); an exported image says "Sources:"
-        source_text = re.sub(r"^Sources? \((\d+)\)\s*", lambda m: "Source: " if m.group(1) == "1" else "Sources: ", source_text)
         attributes = (f'<div class="tipline-figure-anchor" id="{anchor}"></div>\n'
                       f'<div class="tipline-chart" id="{chart_id}" data-figure="{anchor}" '
-                      f'data-caption="{html.escape(f"{label}: {words}" if words else label, quote=True)}" '
-                      f'data-source="{html.escape(source_text, quote=True)}"')
+                      f'data-caption="{html.escape(image_caption(label, words), quote=True)}" '
+                      f'data-source="{html.escape(image_sources(source.astext()) if source is not None else "", quote=True)}"')
         chart.replace_self(nodes.raw("", CHART.sub(lambda _: attributes, text, count=1), format="html"))
+    _tables(doctree, prefix)
+
+
+# words in a caption that tell a reader of the page what to do with the chart, not what it shows
+INSTRUCTION = re.compile(r"(?:[;,]\s*|\s*\()(?:hover|click|drag|move|use the|select)\b[^.;)]*\)?", re.I)
+
+
+def image_caption(label: str, words: str) -> str:
+    """The title of an exported image: the figure's number and caption, without instructions for
+    the page ("hover for the kind of year"), which an image cannot follow."""
+    words = INSTRUCTION.sub("", words).strip()
+    return f"{label}: {words}" if words else label
+
+
+def image_sources(note_html: str) -> str:
+    """The source line of an exported image, from the page's source note: "Sources: A, title
+    (date), locators [grade]; B, ..." (each source separated; the data links left out)."""
+    text = html.unescape(TAG.sub("", note_html.replace("</li>", "; </li>")))
+    text = re.sub(r"\s*Data:.*$", "", " ".join(text.split())).strip().rstrip(";")
+    # the note reads "Sources (n) ..." on the page (a disclosure); an exported image says "Sources:"
+    return re.sub(r"^Sources? \((\d+)\)\s*", lambda m: "Source: " if m.group(1) == "1" else "Sources: ", text)
+
+
+TABLE = re.compile(r'<table class="tipline-table">(<caption>)Table: ')
+
+
+def _tables(doctree, prefix: str | None) -> None:
+    """Number every captioned table (tipline.presentation.tables.table) as figures are numbered:
+    "Table 4.1", an anchor on the table, a link to it and a copy-link button in its caption."""
+    index = 0
+    for node in list(doctree.findall(nodes.raw)):
+        text = node.astext()
+        if not TABLE.search(text):
+            continue
+        index += 1
+        label = f"Table {prefix}.{index}" if prefix else f"Table {index}"
+        anchor = "table-" + label.split(" ", 1)[1].replace(".", "-").lower()
+        button = (f'<button type="button" class="tipline-copy-link" data-anchor="{anchor}" '
+                  f'aria-label="Copy a link to {label}">Copy link</button>')
+        numbered = TABLE.sub(lambda m: f'<table class="tipline-table" id="{anchor}"><caption>'
+                             f'<a class="tipline-table-number" href="#{anchor}">{label}</a>: ', text, count=1)
+        numbered = numbered.replace("</caption>", f" {button}</caption>", 1)
+        node.replace_self(nodes.raw("", numbered, format="html"))
 
 
 # --- citation and last-updated date ---------------------------------------------------------
@@ -256,16 +306,19 @@ def last_updated(path: Path) -> tuple[str, str]:
 
 
 def page_citation(record: dict, title: str, date: str, url: str) -> str:
-    """The citation of one page as plain text (the HTML version escapes each part)."""
-    return (f"{_authors(record)} ({date}). \u201c{title}.\u201d In {record['title']}, version {record['version']}. {url}")
-
-
-PDF_LINK = "<!--tipline-pdf-->"  # becomes a link to book.pdf once the PDF is made (see _pdf)
+    """The citation of one page as plain text (the HTML version escapes each part). The title
+    closes with a full stop inside the quotation marks, unless it ends with its own mark ("?")."""
+    stop = "" if title[-1:] in ".?!" else "."
+    return (f"{_authors(record)} ({date}). \u201c{title}{stop}\u201d In {record['title']}, version {record['version']}. {url}")
 
 
 def _page_meta(app, pagename, templatename, context, doctree) -> None:
+    # the header's links (templates/tipline-reader-links.html): the PDF, and this page's citation
+    context["tipline_pdf"] = app.config.tipline_pdf
+    context["tipline_pdf_name"] = PDF_NAME
     if doctree is None or pagename not in app.env.all_docs:
         return
+    context["tipline_cite"] = True
     record = app.tipline_citation  # read and validated once, when the build starts
     date, how = last_updated(Path(app.env.doc2path(pagename)))
     title = app.env.titles[pagename].astext()
@@ -282,12 +335,173 @@ def _page_meta(app, pagename, templatename, context, doctree) -> None:
         '\n<section class="tipline-page-meta" aria-labelledby="cite-this-page">'
         f'<p class="tipline-updated">Last updated <time datetime="{date}" data-from="{how}">{date}</time> '
         f'<span class="tipline-quiet">({note})</span>'
-        + (f' \u00b7 <a href="{changes}">What changed</a>' if changes else "") + PDF_LINK + '</p>'
+        + (f' \u00b7 <a href="{changes}">What changed</a>' if changes else "")
+        + (f' \u00b7 <a href="{context["pathto"](PDF_NAME, 1)}">The whole book as a PDF</a>' if app.config.tipline_pdf else "") + '</p>'
         '<h2 id="cite-this-page">Cite this page</h2>'
         f'<p class="tipline-citation">{cite}</p>'
         f'<p class="tipline-quiet">To cite the whole book, see <a href="{how_to_cite}">How to cite</a>; '
         'to reuse a figure, cite its original sources too (the source line under each figure).</p>'
         "</section>\n")
+
+
+# --- data to take away: figures.json and one archive of every dataset ---------------------------
+
+ARCHIVE = "datasets.zip"
+FIGURES = "figures.json"
+
+
+def _notebook_pages(app) -> list[str]:
+    """The pages made from notebooks, in the order of the table of contents (_toc.yml)."""
+    toc = yaml.safe_load((Path(app.srcdir) / "_toc.yml").read_text(encoding="utf-8"))
+    order = [toc["root"]] + [chapter["file"] for part in toc.get("parts", []) for chapter in part.get("chapters", [])]
+    pages = [name for name in app.env.found_docs if str(app.env.doc2path(name)).endswith(".ipynb")]
+    return sorted(pages, key=lambda name: order.index(name) if name in order else len(order))
+
+
+def current_figures(app) -> list[dict]:
+    """Every figure the pages state, as built: glued values (myst-nb's <page>.glue.json) with the
+    sentence of the page that states each (the notebook's prose)."""
+    from . import figures
+
+    folder = Path(app.env.mystnb_config.output_folder)
+    found = []
+    for page in _notebook_pages(app):
+        glue_file = folder / f"{page}.glue.json"
+        if not glue_file.exists():
+            continue
+        notebook = json.loads(Path(app.env.doc2path(page)).read_text(encoding="utf-8"))
+        found += figures.page_figures(page, notebook, figures.glued_by_sphinx(glue_file), app.env.titles[page].astext())
+    return found
+
+
+def figures_document(app, found: list[dict]) -> dict:
+    """figures.json: what each figure is, where it is stated, and what it rests on."""
+    record = app.tipline_citation
+    figures = [{"key": figure["key"], "value": figure["value"], "page": figure["page"], "title": figure["title"],
+                "url": f"{figure['page']}.html", "sentence": figure["sentence"],
+                "sources": [f"data/{name}.csv" for name in figure["datasets"]]} for figure in found]
+    return {"title": record["title"], "version": str(record["version"]),
+            "about": ("Every figure the book's prose states: its key (stable across versions unless the figure is "
+                      "renamed), its value as printed, the page (title and address) and the sentence that state it "
+                      "(empty if the page glues the value but no sentence uses it), and its sources: the datasets the "
+                      "page had read when it computed the figure, whose rows carry the source, locator and grade of "
+                      "each number (the figure rests on some of them)."),
+            "figures": figures}
+
+
+def write_archive(data_dir: Path, target: Path) -> list[str]:
+    """One zip of every dataset with its datapackage.json, byte-identical for identical data (fixed
+    dates, fixed order). Only files the package names, inside the data folder and not links."""
+    import zipfile
+
+    package = json.loads((data_dir / "datapackage.json").read_text(encoding="utf-8"))
+    names = ["datapackage.json"] + sorted(resource["path"] for resource in package["resources"])
+    root = data_dir.resolve()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            path = data_dir / name
+            if path.is_symlink() or not path.is_file() or root not in path.resolve().parents:
+                raise ValueError(f"{path}: not a plain file inside {data_dir}; the data archive takes only those")
+            info = zipfile.ZipInfo(f"data/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes())
+    return names
+
+
+def _take_away(app, exception) -> None:
+    """<site>/data/figures.json and <site>/data/datasets.zip, listed in the build's output."""
+    if exception is not None or app.builder.format != "html":
+        return
+    from sphinx.util import logging
+
+    from ..evidence.data import DATA
+
+    log = logging.getLogger(__name__)
+    target = Path(app.outdir) / "data"
+    target.mkdir(exist_ok=True)
+    found = current_figures(app)
+    (target / FIGURES).write_text(json.dumps(figures_document(app, found), indent=1, ensure_ascii=False) + "\n",
+                                  encoding="utf-8")
+    names = write_archive(Path(DATA), target / ARCHIVE)
+    log.info("wrote data/%s (%d figures) and data/%s (%d files, %.0f kB)", FIGURES, len(found), ARCHIVE, len(names),
+             (target / ARCHIVE).stat().st_size / 1024)
+
+
+# --- the changes page: figures that changed between releases ------------------------------------
+
+class changed_figures(nodes.General, nodes.Element):
+    """Where the changes page lists changed figures; filled once every page has been read."""
+
+
+def _skip(self, node):
+    raise nodes.SkipNode
+
+
+class ChangedFigures(SphinxDirective):
+    """```{changed-figures}``` on the changes page: for each release, the figures whose value
+    changed since the release before it, and for the book as built, since the latest release."""
+
+    def run(self):
+        from . import figures
+
+        for path in sorted(figures.RELEASES.glob("*.json")):
+            self.env.note_dependency(str(path))
+        return [changed_figures()]
+
+
+CHANGES_PAGE = "chapters/changes"  # the page with the changed-figures directive
+
+
+def _changes_outdated(app, env, added, changed, removed):
+    # the changes page compares every page's figures with the releases': rebuild it with any page
+    return [CHANGES_PAGE] if CHANGES_PAGE in env.found_docs and (added or changed or removed) else []
+
+
+def _figure_rows(rows: list[dict], pathto) -> str:
+    body = []
+    for row in rows:
+        now = ('<span class="tipline-quiet">no longer published</span>' if row["now"] is None
+               else html.escape(row["now"]))
+        where = f'<a href="{html.escape(pathto(row["page"]), quote=True)}">{html.escape(row["title"])}</a>'
+        body.append(f"<tr><td>{where}</td><td>{html.escape(row['sentence'] or row['key'])}</td>"
+                    f"<td>{html.escape(row['was'])}</td><td>{now}</td></tr>")
+    return ('<table class="tipline-table tipline-changed-figures"><thead><tr><th scope="col">Page</th>'
+            '<th scope="col">Where the figure is stated</th><th scope="col">Was</th><th scope="col">Now</th></tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def _fill_changes(app, doctree, docname) -> None:
+    from . import figures
+
+    placeholders = list(doctree.findall(changed_figures))
+    if not placeholders:
+        return
+    releases = figures.releases()
+    pairs = [(before["version"], after["version"], figures.changed(before["figures"], after["figures"]))
+             for before, after in zip(releases, releases[1:])]
+    version = str(app.tipline_citation["version"])
+    if releases:
+        current = current_figures(app)
+        label = (f"this build of {version}" if version == releases[-1]["version"] else f"{version} (this build)")
+        pairs.append((releases[-1]["version"], label, figures.changed(releases[-1]["figures"], current)))
+
+    def pathto(page):
+        return app.builder.get_relative_uri(docname, page)
+
+    out = []
+    for before, after, rows in reversed(pairs):
+        changed = sum(row["now"] is not None for row in rows)
+        gone = len(rows) - changed
+        words = (f"{changed} figure{'s' if changed != 1 else ''} changed value"
+                 + (f", {gone} no longer published" if gone else "") if rows else "no figure changed value")
+        out.append(nodes.rubric("", f"From {before} to {after}"))
+        out.append(nodes.paragraph("", f"{words[0].upper()}{words[1:]}."))
+        if rows:
+            out.append(nodes.raw("", f'<details class="tipline-changes"><summary>The {len(rows)} figures</summary>'
+                                     f'{_figure_rows(rows, pathto)}</details>', format="html"))
+    for placeholder in placeholders:
+        placeholder.replace_self(out or [nodes.paragraph("", "No release has been recorded yet.")])
 
 
 # --- the 404 page (sphinx-notfound-page) -------------------------------------------------------
@@ -319,12 +533,13 @@ def _not_found(app, config) -> None:
 
 # --- lighter pages --------------------------------------------------------------------------------
 # A first-time reader downloaded about 0.28 MB of Font Awesome webfonts (for some fifteen icons),
-# the stylesheet rules of all 1,800 Font Awesome icons, and on every page the search index and
-# tools for a search-as-you-type box this site does not enable (search.html loads its own). The
-# build keeps only the glyphs and rules the pages use, and the search scripts on the search page.
+# the stylesheet rules of all 1,800 Font Awesome icons, and on every page the search tools for a
+# search-as-you-type box this site does not enable (search.html loads its own). The search scripts
+# are left out by a template (templates/layout.html overrides the theme's `extrahead` block): no
+# page is rewritten. The icons are the one rewrite left, after the build: the theme has no option
+# to ship fewer icons, and which ones the pages use is known only once every page is written.
 
 FA_RULE = re.compile(r'((?:\.fa-[a-z0-9-]+:before,?)+)\{content:"\\([0-9a-f]{4})"\}')
-SEARCH_SCRIPTS = re.compile(r'\s*<script src="[^"]*(?:_static/searchtools\.js|_static/language_data\.js|searchindex\.js)"></script>')
 
 
 def _icons_used(outdir: Path) -> set[str]:
@@ -379,17 +594,20 @@ def _lighter(app, exception) -> None:
     if theme.exists():
         theme.write_text(prune_icon_rules(theme.read_text(encoding="utf-8"), _icons_used(outdir)), encoding="utf-8")
     _subset_fonts(static, icon_codepoints(static))
-    for page in outdir.rglob("*.html"):
-        if "_static" in page.relative_to(outdir).parts or page.name == "search.html":
-            continue
-        text = page.read_text(encoding="utf-8")
-        lighter = SEARCH_SCRIPTS.sub("", text)
-        if lighter != text:
-            page.write_text(lighter, encoding="utf-8")
+
+
+def _pdf_wanted(app, config) -> None:
+    """Whether this build prints the book (TIPLINE_PDF=1 and a browser), as a setting of the
+    build: every page links the PDF from its header and footer only when it is made, and a change
+    of the setting rewrites every page (a config value that rebuilds html)."""
+    from . import pdf
+
+    config.tipline_pdf = bool(pdf.wanted())
 
 
 def _pdf(app, exception) -> None:
-    """The whole book as book.pdf (tipline.site.pdf), linked from every page's footer when made."""
+    """The whole book as book.pdf (tipline.site.pdf), when this build makes it; a failure to print
+    fails the build, so no page links a PDF that is not there."""
     if exception is not None or app.builder.name != "html":
         return
     from sphinx.util import logging
@@ -397,20 +615,21 @@ def _pdf(app, exception) -> None:
     from . import pdf
 
     outdir = Path(app.outdir)
-    made = False
-    if pdf.wanted():
+    if app.config.tipline_pdf:
         pdf.make(outdir, pdf.pages_in_order(Path(app.srcdir)))
-        made = True
     else:
         (outdir / pdf.NAME).unlink(missing_ok=True)
         logging.getLogger(__name__).info("no PDF of the book: TIPLINE_PDF is not 1, or no browser at %s", pdf.CHROMIUM)
-    for page in outdir.rglob("*.html"):
-        text = page.read_text(encoding="utf-8")
-        if PDF_LINK not in text:
-            continue
-        up = "../" * (len(page.relative_to(outdir).parts) - 1)
-        link = f' \u00b7 <a href="{up}{pdf.NAME}">The whole book as a PDF</a>' if made else ""
-        page.write_text(text.replace(PDF_LINK, link), encoding="utf-8")
+
+
+def _header_links(app, config) -> None:
+    """The page header shows the PDF and "Cite this page" beside the theme's own buttons: a theme
+    option (article_header_end) naming a template of ours, so no page is rewritten. The same
+    templates folder holds layout.html (the theme's layout without the search tools on every page)."""
+    config.templates_path = [*config.templates_path, str(Path(__file__).parent / "templates")]
+    options = dict(config.html_theme_options or {})
+    options["article_header_end"] = ["tipline-reader-links.html", "article-header-buttons.html"]
+    config.html_theme_options = options
 
 
 def _unused_assets(app, pagename, templatename, context, doctree) -> None:
@@ -428,9 +647,20 @@ def _check_citation(app, config) -> None:
 
 
 def setup(app):
+    from . import bibstyle
+
+    bibstyle.register()  # the bibliography's author-year labels (bibtex_default_style: tipline)
+    app.add_config_value("tipline_pdf", False, "html")
+    app.connect("config-inited", _pdf_wanted)
+    app.connect("config-inited", _header_links)
     app.connect("config-inited", _check_citation)
     app.connect("config-inited", _not_found)
     app.connect("doctree-resolved", _figures)
+    app.connect("doctree-resolved", _fill_changes)
+    app.connect("env-get-outdated", _changes_outdated)
+    app.connect("build-finished", _take_away)
+    app.add_node(changed_figures, html=(_skip, None), latex=(_skip, None), text=(_skip, None))
+    app.add_directive("changed-figures", ChangedFigures)
     app.connect("html-page-context", _page_meta)
     app.connect("html-page-context", _unused_assets)
     app.connect("build-finished", _lighter)

@@ -1,0 +1,46 @@
+"""The bibliography's labels in author-year form, matching the citations in the text.
+
+The chapters cite author-year (`bibtex_reference_style: author_year`: "(Office of Juvenile
+Justice and Delinquency Prevention, 2025)"), but pybtex's "plain" style labels the entries it
+lists with "alpha" labels built from the author's initials ("[aesircybersecuritycomgarbledcoaOpaged.]").
+This style keeps "plain" (its sorting by author, year and title, and its entries) and labels each
+entry with the same author and year its citations print, so a reader can find a citation in the
+list by its words. Registered as the pybtex style "tipline" by tipline.site.reader.
+"""
+from __future__ import annotations
+
+import pybtex.plugin
+from pybtex.richtext import Text
+from pybtex.style.formatting.plain import Style as Plain
+from pybtex.style.labels import BaseLabelStyle
+
+
+def _name(person) -> str:
+    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
+
+
+def author_year(entry) -> str:
+    """"Author, year" as sphinxcontrib-bibtex's author-year citations print it: last names, two
+    joined by "and", three or more as the first "et al."; the year as the entry gives it."""
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    names = [_name(person) for person in people]
+    if len(names) > 2:
+        who = f"{names[0]} et al."
+    else:
+        who = " and ".join(names)
+    return f"{who}, {entry.fields.get('year', 'n.d.')}" if who else entry.fields.get("year", "n.d.")
+
+
+class AuthorYearLabels(BaseLabelStyle):
+    def format_labels(self, sorted_entries):
+        for entry in sorted_entries:
+            yield author_year(entry)
+
+
+class Style(Plain):
+    default_label_style = "tipline_author_year"
+
+
+def register() -> None:
+    pybtex.plugin.register_plugin("pybtex.style.labels", "tipline_author_year", AuthorYearLabels, force=True)
+    pybtex.plugin.register_plugin("pybtex.style.formatting", "tipline", Style, force=True)
