@@ -4,8 +4,8 @@
   vl-convert-python package, wrapped in a function so its top-level names cannot clash
   with Sphinx's, and the code that draws every chart spec of the page) and adds it only to
   pages that contain a chart;
-* (the datasets reach <site>/data/ through html_extra_path: _extra/data links to data/; the
-  benchmark the reproducibility appendix charts is copied beside them here);
+* (the datasets, answer.json and the benchmark reach <site>/data/ when `make book` publishes the
+  site: tipline.site.build lists them);
 * gives every page a Content-Security-Policy (a meta tag) that runs scripts only from the
   site's own files plus, by hash, the theme's few known inline snippets; the theme's two
   inline onclick handlers become data attributes served by _static/tipline-site.js. A page
@@ -201,17 +201,6 @@ def _finished(app, exception) -> None:
             asset.write_text(re.sub(r"\n?/[/*]# sourceMappingURL=\S+?(?: \*/)?\s*$", "\n", text), encoding="utf-8")
     _rewrite_pages(outdir)
     shutil.copy2(outdir / "_static" / "favicon.svg", outdir / "favicon.svg")
-    target = outdir / "data"  # filled from data/ by html_extra_path (_extra/data is a link to it)
-    from .build import answer_ready
-
-    target.mkdir(exist_ok=True)
-    # the book's headline figures, machine-readable (tipline/estimates/answer.py): `make book` computes them
-    # while the chapters execute and Sphinx works; a plain `jupyter-book build` computes them here
-    kept = answer_ready()
-    shutil.copy2(kept, target / "answer.json")
-    benchmark = Path(app.srcdir) / "scripts" / "benchmark.json"
-    if benchmark.exists():  # the measurements behind the reproducibility appendix's chart
-        shutil.copy2(benchmark, target / benchmark.name)
 
 
 def setup(app):
