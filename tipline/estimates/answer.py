@@ -220,11 +220,27 @@ def _keep(text: str, names: set[str]) -> Path:
     return target
 
 
+def _kept_text(target: Path) -> str | None:
+    """The kept file's text, or None when there is none; a damaged one (cut short, overwritten) is
+    removed with a message naming it, and computed again."""
+    if not target.is_file():
+        return None
+    text = target.read_text(encoding="utf-8", errors="replace")
+    try:
+        json.loads(text)
+    except ValueError:
+        print(f"{target.relative_to(data.ROOT)} was damaged (not valid JSON): removed, computing answer.json again",
+              file=sys.stderr, flush=True)
+        target.unlink(missing_ok=True)
+        return None
+    return text
+
+
 def keep() -> Path:
     """answer.json for the current inputs, computed and kept unless it is kept already: `make book`
     calls it once per build, before the chapters that read it, and publishes the file it returns."""
     target = kept_path()
-    return target if target.is_file() else _keep(*_computed())
+    return target if _kept_text(target) is not None else _keep(*_computed())
 
 
 def load() -> dict:
@@ -232,9 +248,8 @@ def load() -> dict:
     call). Chapters read the answer through this instead of calling `compute()` themselves: under
     `make book` the build has kept it already, so this only reads the file. The datasets it was
     computed from count as read by the calling chapter, whose stamp then holds their content."""
-    target = kept_path()
-    if target.is_file():
-        text = target.read_text(encoding="utf-8")
+    text = _kept_text(kept_path())
+    if text is not None:
         names = set(READ.read_text().split()) if READ.is_file() else {r["name"] for r in data.package()["resources"]}
     else:
         text, names = _computed()

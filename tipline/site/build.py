@@ -142,7 +142,7 @@ def dataset_files() -> dict[str, Path]:
     """Every dataset data/datapackage.json lists, by resource name."""
     from ..evidence.data import DATA, package
 
-    return {resource["name"]: DATA / resource["path"] for resource in package()["resources"]}
+    return {resource["name"]: DATA / resource["path"] for resource in package(DATA)["resources"]}
 
 
 def stale_reason(notebook, shared: dict | None = None, datasets: dict[str, Path] | None = None) -> str | None:
@@ -367,9 +367,9 @@ def execute_stale(stale: dict[Path, str], shared: dict) -> Path:
 
 # ---------------------------------------------------------------- Sphinx, in this process
 
-def sphinx(fresh: bool) -> None:
-    """Build the pages from the notebooks as they are (execution off) into _build/.work; every
-    warning is an error, reported with its file."""
+def sphinx(fresh: bool, every_page: bool) -> None:
+    """Build the pages from the notebooks as they are (execution off) into _build/.work, from a
+    fresh tree or rewriting every page if asked; every warning is an error, reported with its file."""
     from jupyter_book.config import get_final_config
     from sphinx.application import Sphinx
     from sphinx.errors import SphinxError
@@ -394,7 +394,7 @@ def sphinx(fresh: bool) -> None:
                 app = Sphinx(srcdir=BOOK, confdir=None, outdir=WORK / "_build" / "html", doctreedir=WORK / "_build" / ".doctrees",
                              buildername="html", confoverrides=config, status=status, warning=Both(), freshenv=fresh,
                              warningiserror=True, keep_going=True, parallel=1)
-                app.build()
+                app.build(force_all=every_page)
         except SphinxError as error:
             cause = getattr(error, "orig_exc", None) or error
             raise Failed(_sphinx_reason(str(cause)), _traceback()) from None
@@ -446,14 +446,23 @@ def publish(files: dict[str, Path]) -> None:
     replace _build/html in two renames that no SIGINT/SIGTERM can split. A failure before the
     renames (a full disk, a read-only folder) leaves the published site untouched."""
     new, old = BUILD / ".html-new", BUILD / ".html-old"
+
+    def copy(source, target):  # stops at the first file that cannot be written, naming it
+        try:
+            shutil.copy2(source, target, follow_symlinks=False)
+        except OSError as error:
+            raise Failed(f"{_relative(target)}: publishing failed: {error.strerror or error}") from None
+
     try:
         shutil.rmtree(new, ignore_errors=True)
-        shutil.copytree(WORK / "_build" / "html", new)
+        shutil.copytree(WORK / "_build" / "html", new, copy_function=copy)
         (new / "data").mkdir(exist_ok=True)
         for name, source in files.items():
-            shutil.copyfile(source, new / "data" / name, follow_symlinks=False)
-    except OSError as error:
+            copy(source, new / "data" / name)
+    except (OSError, Failed) as error:
         shutil.rmtree(new, ignore_errors=True)
+        if isinstance(error, Failed):
+            raise
         raise Failed(f"{_relative(error.filename or new)}: publishing failed: {error.strerror or error}") from None
     signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
@@ -478,8 +487,10 @@ def recover() -> None:
 
 
 def site_inputs() -> dict:
-    """The content of everything the site is made from (beside the chapters' stamps), and what
-    decides whether Sphinx may reuse its tree: its extensions' code, the pins and the settings."""
+    """The content of everything the site is made from beside the chapters' stamps ("site"); the
+    code Sphinx runs without watching it, its extensions in tipline/site and the pins ("code": a
+    change starts Sphinx from a fresh tree); and the settings that change the pages ("settings":
+    a change rewrites every page)."""
     from ..evidence.data import DATA
     from . import pdf, reader
 
@@ -495,9 +506,9 @@ def site_inputs() -> dict:
         prefix = reader.url_prefix()
     except ValueError as error:
         raise Failed(f"TIPLINE_URL_PREFIX (environment): {error}") from None
-    settings = json.dumps({"pdf": pdf.wanted(), "url_prefix": prefix}, sort_keys=True)
     return {"site": tree([BOOK / name for name in SITE_INPUTS] + [DATA]),
-            "sphinx": hashlib.sha256((tree([BOOK / "tipline", BOOK / "requirements.txt"]) + settings).encode()).hexdigest()}
+            "code": tree([BOOK / "tipline" / "site", BOOK / "requirements.txt"]),
+            "settings": {"pdf": pdf.wanted(), "url_prefix": prefix}}
 
 
 def write_bibliography() -> None:
@@ -577,7 +588,7 @@ def build() -> int:
         shutil.rmtree(KERNELS, ignore_errors=True)
     inputs = site_inputs()  # after the executions, which rewrote the stale chapters
     pages = time.perf_counter()
-    sphinx(fresh=old.get("sphinx") != inputs["sphinx"])
+    sphinx(fresh=old.get("code") != inputs["code"], every_page=old.get("settings") != inputs["settings"])
     _say(f"built the pages in {time.perf_counter() - pages:.1f} s")
     publish(listed_files(kept))
     STATE.write_text(json.dumps(inputs))

@@ -67,8 +67,10 @@ def _write_bundle(outdir: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     # bundling takes over a second: keep the result beside the site, keyed by the package version
     cached = outdir.parent / f".vega-bundle-{version('vl-convert-python')}.js"
-    if not cached.exists():
-        cached.write_text(vl_convert.javascript_bundle())
+    if not cached.exists():  # written whole: an interrupted build never leaves half a bundle to reuse
+        part = cached.with_name(cached.name + ".part")
+        part.write_text(vl_convert.javascript_bundle())
+        part.replace(cached)
     code = "(function(){\n" + cached.read_text() + "\n})();\n" + HELPER
     if not target.exists() or target.read_text() != code:
         target.write_text(code)
