@@ -112,9 +112,10 @@ def set_cell(path: Path, key: str, column: str, value: str) -> None:
 
 
 def replace_once(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
+    """Replace the one occurrence of `old`, keeping every other byte (some files end lines in CRLF)."""
+    text = path.read_bytes().decode("utf-8")
     assert text.count(old) == 1, f"{path.name}: {old!r} occurs {text.count(old)} times"
-    path.write_text(text.replace(old, new), encoding="utf-8")
+    path.write_bytes(text.replace(old, new).encode("utf-8"))
 
 
 class EditedData:

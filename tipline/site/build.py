@@ -582,10 +582,8 @@ def build() -> int:
     for reason in sorted(set(stale.values())):
         _say(f"  {reason}: " + ", ".join(c.stem for c, why in stale.items() if why == reason))
     STATE.unlink(missing_ok=True)
-    try:
-        kept = execute_stale(stale, shared)
-    finally:
-        shutil.rmtree(KERNELS, ignore_errors=True)
+    kept = execute_stale(stale, shared)
+    shutil.rmtree(KERNELS, ignore_errors=True)
     inputs = site_inputs()  # after the executions, which rewrote the stale chapters
     pages = time.perf_counter()
     sphinx(fresh=old.get("code") != inputs["code"], every_page=old.get("settings") != inputs["settings"])
@@ -634,21 +632,21 @@ def main() -> int:
         with lock():
             try:
                 return build()
-            except (Interrupted, Failed):
-                raise
-            except BaseException as error:  # anything unexpected fails the build the same way, named
-                raise Failed(_failed_where(error), _traceback()) from None
+            except BaseException as error:
+                # still holding the lock: stop what this build started and remove its scratch folders
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                STORE.acquire(timeout=30)  # let a chapter being written back finish
+                _stop_children()
+                shutil.rmtree(KERNELS, ignore_errors=True)
+                if isinstance(error, (Interrupted, Failed)):
+                    raise
+                raise Failed(_failed_where(error), _traceback()) from None  # anything unexpected, named
     except Interrupted as stop:
         status, lines = 130, [f"interrupted ({stop}): nothing was published, the previous site in _build/html is unchanged"]
     except Failed as error:
         status = 1
         lines = [error.details.rstrip(), f"BUILD FAILED: {error} (nothing was published; _build/html is as it was)"]
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    STORE.acquire(timeout=30)  # let a chapter being written back finish
-    _stop_children()
-    shutil.rmtree(KERNELS, ignore_errors=True)
     for line in lines:
         if line:
             _say(line, sys.stderr)
