@@ -18,15 +18,20 @@ it has finished (`finished`):
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
+import functools
+import gzip
 import hashlib
+import http.server
 import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,6 +272,74 @@ def _build_variant(name: str, folder: Path) -> None:
     except BaseException as error:  # noqa: BLE001 (said in the status, for the waiting tests)
         status = f"error: {error!r}"
     (out / "status").write_text(str(status))
+
+
+
+# ---------------------------------------------------------------- serving a site as GitHub Pages does
+
+class Compressing(http.server.SimpleHTTPRequestHandler):
+    """Serves text assets gzip-compressed when the browser asks, as GitHub Pages does (the page-weight
+    test and `make bench` measure with it)."""
+    TEXT = {".html", ".js", ".css", ".json", ".svg", ".csv", ".txt"}
+    compressed: dict[tuple, bytes] = {}  # (path, size, mtime): gzipped bytes, so each file is compressed once
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if path.is_file() and path.suffix in self.TEXT and "gzip" in self.headers.get("Accept-Encoding", ""):
+            stat = path.stat()
+            key = (str(path), stat.st_size, stat.st_mtime_ns)
+            if key not in self.compressed:
+                self.compressed[key] = gzip.compress(path.read_bytes())
+            body = self.compressed[key]
+            self.send_response(200)
+            self.send_header("Content-Type", self.guess_type(str(path)))
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            super().do_GET()
+
+
+@contextlib.contextmanager
+def serving(site: Path, handler=Compressing):
+    """The site at http://127.0.0.1:PORT for the duration of the block (yields the address)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def wait_for_charts(page) -> int:
+    """Wait until every chart of the page has drawn its marks; the number of charts."""
+    expected = page.locator(".tipline-chart").count()
+    if expected:
+        page.wait_for_function(
+            f"document.querySelectorAll('.tipline-chart svg.marks, .tipline-chart canvas.marks').length >= {expected}",
+            timeout=30000)
+    return expected
+
+
+def page_weight(browser, url: str) -> dict:
+    """What a first-time reader downloads for one page (an empty cache), and how long its charts
+    take to draw after the load event."""
+    context = browser.new_context()
+    page = context.new_page()
+    sizes = []
+    page.on("requestfinished", lambda request: sizes.append(request.sizes()["responseBodySize"]))
+    page.goto(url, wait_until="load")
+    charts = wait_for_charts(page)
+    drawn = page.evaluate("(performance.now() - performance.getEntriesByType('navigation')[0].loadEventEnd) / 1000") if charts else 0.0
+    page.wait_for_load_state("networkidle")
+    resources = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)") + [page.url]
+    context.close()
+    return {"charts": charts, "requests": len(sizes), "bytes": int(sum(sizes)), "resources": resources,
+            "charts_drawn_after_load_seconds": round(max(drawn, 0.0), 3)}
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["variant"]:

@@ -263,9 +263,10 @@ def load() -> dict:
 
 
 def write(path: Path) -> Path:
+    """answer.json for the current inputs, written to `path` (the kept copy, computed if need be)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(compute(), indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    path.write_bytes(keep().read_bytes())
     return path
 
 
