@@ -55,35 +55,41 @@ def sentences(bench: dict) -> dict[str, str]:
               f"on {cores} cores, so timings include waiting for other work.",
         below=f"Its load average was {start:.1f} when the run began{ending}, on {cores} cores.",
         equal=f"Its load average was {start:.1f} when the run began{ending}, on {cores} cores."))
-    cold, cpu = seconds["cold_build"], seconds["cold_build_cpu"]
-    limit = cpu / cores
-    ratio = cold / limit
-    said["cold"] = f"{cold:.1f} s"
-    said["cold_cpu"] = _claim("cold_cpu", f"It used {cpu:.1f} s of processor time (the driver, every kernel and Sphinx together), "
-                              f"so on {cores} cores it could not take less than {limit:.1f} s; it took {ratio:.2f} times that, "
-                              + _pick(targets["cold_over_limit"] - ratio, above="within", below="above", equal="exactly at")
-                              + f" the target of {targets['cold_over_limit']:g} times.", cold >= limit)
+    cold, cpu, ratio_target = seconds.get("cold_build"), seconds.get("cold_build_cpu"), targets.get("cold_over_limit")
+    said["cold"] = "was not measured" if cold is None else f"took {cold:.1f} s"
+    if cold is None or cpu is None or ratio_target is None:
+        said["cold_cpu"] = "Its processor time was not compared with its time in this run."
+    else:
+        limit = cpu / cores
+        ratio = cold / limit
+        said["cold_cpu"] = _claim("cold_cpu", f"It used {cpu:.1f} s of processor time (the driver, every kernel and Sphinx together), "
+                                  f"so on {cores} cores it could not take less than {limit:.1f} s; it took {ratio:.2f} times that, "
+                                  + _pick(ratio_target - ratio, above="within", below="above", equal="exactly at")
+                                  + f" the target of {ratio_target:g} times.", cold >= limit)
     executing, pages = seconds.get("cold_executing"), seconds.get("cold_pages")
-    said["phases"] = "" if executing is None or pages is None else _claim(
+    said["phases"] = "" if cold is None or executing is None or pages is None else _claim(
         "phases", f"The chapters took {executing:.1f} s executing on {cores} workers, and the pages {pages:.1f} s after them, "
         "in one Sphinx process.", executing + pages <= cold)
-    said["clone"] = f"{seconds['clone_build']:.1f} s"
-    said["noop"] = f"{seconds['noop_rebuild']:.1f} s"
-    said["csv"] = f"{seconds['one_csv_rebuild']:.1f} s"
-    said["csv_name"] = bench["edited_csv"]
-    said["csv_ratio"] = f"{seconds['one_csv_rebuild'] / cold:.2f}"
+
+    def took(key: str) -> str:
+        return "was not measured" if seconds.get(key) is None else f"took {seconds[key]:.1f} s"
+
+    said["clone"], said["noop"], said["csv"] = took("clone_build"), took("noop_rebuild"), took("one_csv_rebuild")
+    said["csv_name"] = bench.get("edited_csv", "one CSV")
+    said["csv_ratio"] = ("" if cold is None or seconds.get("one_csv_rebuild") is None else
+                         f" ({seconds['one_csv_rebuild'] / cold:.2f} of a cold build)")
     runs = bench.get("title_rebuild_executed")
-    said["title"] = (f"took {seconds['title_rebuild']:.1f} s and executed "
-                     + ("no chapter" if runs == 0 else f"{runs} chapters"))
+    said["title"] = ("was not measured" if seconds.get("title_rebuild") is None else
+                     f"took {seconds['title_rebuild']:.1f} s and executed " + ("no chapter" if runs == 0 else f"{runs} chapters"))
     for name, label in (("check", "`make check`"), ("tests", "`make test`")):
         measured = seconds.get(f"{name}_runs") or []
         passed = bench.get(f"{name}_passed")
-        target = targets[f"{name}_seconds"]
+        target = targets.get(f"{name}_seconds")
         said[name] = (f"{label} was not timed in this run." if not measured else
                       f"{label} took {_median(measured):.0f} s (the median of {len(measured)} "
                       f"{'run' if len(measured) == 1 else 'runs'}: {', '.join(f'{run:.0f}' for run in measured)} s), "
                       + ("every test passing" if passed else "and did not pass")
-                      + ", against a target of " + f"{target:g} s.")
+                      + ("." if target is None else f", against a target of {target:g} s."))
     tests_cpu = seconds.get("tests_cpu")
     said["tests_cpu"] = "" if tests_cpu is None or not seconds.get("tests_runs") else _claim(
         "tests_cpu", f"While it ran, the machine's processors were busy for {tests_cpu:.0f} s per run, so on {cores} cores "
@@ -110,7 +116,7 @@ def sentences(bench: dict) -> dict[str, str]:
     said["heaviest"] = f"{pages['bytes'].max() / 1e6:.2f} MB"
     said["heaviest_raw"] = f"{pages['uncompressed_bytes'].max() / 1e6:.2f} MB"
     said["slowest"] = f"{pages['charts_drawn_after_load_seconds'].max():.2f} s"
-    goal = targets["page_megabytes"]
+    goal = targets.get("page_megabytes", 1.2)
     over = pages.loc[pages["bytes"] / 1e6 > goal, "page"].str.removeprefix("chapters/").str.removesuffix(".html").tolist()
     said["over_goal"] = (f"Every page sends at most {goal:g} MB compressed." if not over else
                          ("One page sends" if len(over) == 1 else f"{len(over)} pages send") + f" more than {goal:g} MB compressed ("
