@@ -9,14 +9,12 @@ published file and the glued figures agree.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import sys
 from functools import lru_cache
 from pathlib import Path
 
 from . import funnels, outcomes
+from .kept import READ, kept_path, kept_text, store
 from ..evidence import data
 
 QUESTION = "Using best inference, what is the most common outcome of a genuine, U.S.-jurisdiction NCMEC CyberTipline report?"
@@ -166,34 +164,6 @@ def compute() -> dict:
     }
 
 
-# Where `make book` keeps answer.json between builds (and nbval's kernels find it): one file, named by
-# the content of everything it is computed from, beside the list of the datasets it read.
-KEPT = data.ROOT / "_build" / "answer"
-READ = KEPT / "datasets.txt"
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
-
-
-def kept_path() -> Path:
-    """Where answer.json for the current inputs is kept: the name is made from the content of the
-    datasets it read when it was last computed (every dataset if that is unknown), the schema, the
-    pinned libraries, the Python version and the code of the only layers it can import
-    (tipline.evidence and tipline.estimates: tests/test_layers.py holds it to them). A change in the
-    code that makes it read another dataset changes the name too, so the list is never out of date."""
-    resources = {resource["name"]: data.DATA / resource["path"] for resource in data.package()["resources"]}
-    listed = set(READ.read_text().split()) & set(resources) if READ.is_file() else set(resources)
-    package = data.ROOT / "tipline"
-    files = [resources[name] for name in sorted(listed)] + [data.DATA / "datapackage.json", data.ROOT / "requirements.txt",
-                                                            package / "__init__.py"]
-    files += sorted((package / "evidence").glob("*.py")) + sorted((package / "estimates").glob("*.py"))
-    key = hashlib.sha256(f"{sys.version_info[:2]}".encode())
-    for path in files:
-        key.update(f"{path.name} {_digest(path)}\n".encode())
-    return KEPT / f"answer-{key.hexdigest()[:20]}.json"
-
-
 def _computed() -> tuple[str, set[str]]:
     """answer.json's text, computed afresh, and the datasets the computation read."""
     for cached in (_top_down, _bottom_up):  # so that every dataset it reads is loaded, and noted, again
@@ -203,44 +173,11 @@ def _computed() -> tuple[str, set[str]]:
     return text, names
 
 
-def _write_whole(path: Path, text: str) -> None:
-    part = path.with_name(f".{path.name}.{os.getpid()}.part")
-    part.write_text(text, encoding="utf-8")
-    part.replace(path)
-
-
-def _keep(text: str, names: set[str]) -> Path:
-    KEPT.mkdir(parents=True, exist_ok=True)
-    _write_whole(READ, "".join(f"{name}\n" for name in sorted(names)))
-    target = kept_path()  # named from the list just written
-    _write_whole(target, text)
-    for old in KEPT.glob("answer-*.json"):
-        if old != target:
-            old.unlink(missing_ok=True)
-    return target
-
-
-def _kept_text(target: Path) -> str | None:
-    """The kept file's text, or None when there is none; a damaged one (cut short, overwritten) is
-    removed with a message naming it, and computed again."""
-    if not target.is_file():
-        return None
-    text = target.read_text(encoding="utf-8", errors="replace")
-    try:
-        json.loads(text)
-    except ValueError:
-        print(f"{target.relative_to(data.ROOT)} was damaged (not valid JSON): removed, computing answer.json again",
-              file=sys.stderr, flush=True)
-        target.unlink(missing_ok=True)
-        return None
-    return text
-
-
 def keep() -> Path:
     """answer.json for the current inputs, computed and kept unless it is kept already: `make book`
     calls it once per build, before the chapters that read it, and publishes the file it returns."""
     target = kept_path()
-    return target if _kept_text(target) is not None else _keep(*_computed())
+    return target if kept_text(target) is not None else store(*_computed())
 
 
 def load() -> dict:
@@ -248,13 +185,13 @@ def load() -> dict:
     call). Chapters read the answer through this instead of calling `compute()` themselves: under
     `make book` the build has kept it already, so this only reads the file. The datasets it was
     computed from count as read by the calling chapter, whose stamp then holds their content."""
-    text = _kept_text(kept_path())
+    text = kept_text(kept_path())
     if text is not None:
         names = set(READ.read_text().split()) if READ.is_file() else {r["name"] for r in data.package()["resources"]}
     else:
         text, names = _computed()
         try:
-            _keep(text, names)
+            store(text, names)
         except OSError:  # a read-only checkout: the figures are still right, only not kept
             pass
     for name in sorted(names):

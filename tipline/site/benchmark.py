@@ -81,7 +81,7 @@ def sentences(bench: dict) -> dict[str, str]:
     runs = bench.get("title_rebuild_executed")
     said["title"] = ("was not measured" if seconds.get("title_rebuild") is None else
                      f"took {seconds['title_rebuild']:.1f} s and executed " + ("no chapter" if runs == 0 else f"{runs} chapters"))
-    for name, label in (("check", "`make check`"), ("tests", "`make test`")):
+    for name, label in (("check", "make check"), ("tests", "make test")):
         measured = seconds.get(f"{name}_runs") or []
         passed = bench.get(f"{name}_passed")
         target = targets.get(f"{name}_seconds")
@@ -150,7 +150,7 @@ def page_weight_chart(bench: dict, titles: dict[str, str]) -> str:
     weights = weights[["page_name", "charts", "requests", "megabytes", "uncompressed", "charts_drawn_after_load_seconds"]]
     charts.setup()  # the book's theme and renderer
     chart = alt.Chart(weights, description="Bars: bytes downloaded by a first-time reader for each page, served compressed.").mark_bar().encode(
-        y=alt.Y("page_name:N", sort="-x", title="Page"),
+        y=alt.Y("page_name:N", sort="-x", title=None),
         x=alt.X("megabytes:Q", title="Megabytes downloaded (compressed)"),
         color=alt.condition("datum.charts > 0", alt.value("#1f5a96"), alt.value("#9ab8d8")),
         tooltip=[alt.Tooltip("page_name:N", title="Page"), alt.Tooltip("charts:Q", title="Charts"),
@@ -205,7 +205,10 @@ class BenchTable(Directive):
         if bench is None:
             return []
         table = tables(bench)[self.arguments[0]]
-        return [nodes.raw("", table.to_html(index=False, border=0, escape=True, classes="tipline-bench-table"), format="html")]
+        # scrolls sideways on a narrow screen, as the theme's own tables do
+        return [nodes.raw("", '<div class="pst-scrollable-table-container">'
+                          + table.to_html(index=False, border=0, escape=True, justify="left", classes="tipline-bench-table")
+                          + "</div>", format="html")]
 
 
 class BenchChart(Directive):

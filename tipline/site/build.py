@@ -512,14 +512,22 @@ def site_inputs() -> dict:
 
 
 def write_bibliography() -> None:
-    """references.bib from data/sources.csv (python -m tipline.site.bib), when it differs."""
+    """references.bib from data/sources.csv (python -m tipline.site.bib), when either has changed."""
+    from ..evidence.data import DATA
     from . import bib
 
-    target = BOOK / "references.bib"
-    text = bib.render()
+    target, seen = BOOK / "references.bib", BUILD / ".bib-inputs"
+
+    def inputs() -> str:
+        return "".join(_digest(path) for path in (DATA / "sources.csv", Path(bib.__file__), target))
+
+    if seen.exists() and seen.read_text() == inputs():
+        return
+    text = bib.render(DATA)
     if not target.exists() or target.read_text() != text:
         target.write_text(text)
         _say("references.bib regenerated from data/sources.csv")
+    seen.write_text(inputs())
 
 
 @contextmanager
@@ -573,9 +581,9 @@ def build() -> int:
         old = json.loads(STATE.read_text()) if STATE.exists() else {}
     except ValueError:
         old = {}
-    from ..estimates import answer
+    from ..estimates import kept
 
-    if not stale and SITE.joinpath("index.html").exists() and answer.kept_path().exists() and old == site_inputs():
+    if not stale and SITE.joinpath("index.html").exists() and kept.kept_path().exists() and old == site_inputs():
         _say("nothing changed since the last build: _build/html is up to date")
         return 0
     _say(f"{len(chapters)} chapters: {len(stale)} to execute, {len(chapters) - len(stale)} up to date")
