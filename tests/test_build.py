@@ -468,6 +468,36 @@ def test_a_damaged_kept_answer_is_discarded_by_name_and_computed_again(mini):
     assert published["question"].startswith("Using best inference")
 
 
+def test_a_damaged_saved_environment_or_chart_bundle_is_discarded_by_name(mini):
+    work = mini / "_build" / ".work" / "_build"
+    (work / ".doctrees" / "environment.pickle").write_bytes(b"\x80\x05 not a pickle")
+    (bundle,) = work.glob(".vega-bundle-*.js")
+    bundle.write_text("window.broken = true;")
+    chapter = mini / "chapters" / "mini_c.ipynb"  # a prose edit, so that Sphinx runs
+    book = nbformat.read(chapter, as_version=4)
+    book.cells.append(nbformat.v4.new_markdown_cell("Another sentence."))
+    nbformat.write(book, chapter)
+    result = make_book(mini)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "_build/.work/_build/.doctrees/environment.pickle could not be read (UnpicklingError): discarded" in result.stderr
+    assert f"{bundle.name}: damaged (its hash does not match): removed" in result.stderr
+    assert "window.broken" not in (mini / "_build" / "html" / "_static" / "tipline-charts.js").read_text()
+    assert "Another sentence." in (mini / "_build" / "html" / "chapters" / "mini_c.html").read_text()
+
+
+def test_a_damaged_saved_page_is_discarded_and_every_page_built_afresh(mini):
+    # Sphinx starts afresh in a folder other than the one it built in: one build here first
+    (mini / "_static" / "tipline.css").write_text((mini / "_static" / "tipline.css").read_text() + "\n")
+    assert make_book(mini).returncode == 0
+    (mini / "_build" / ".work" / "_build" / ".doctrees" / "chapters" / "mini_b.doctree").write_bytes(b"\x80\x05 cut sh")
+    config = mini / "_config.yml"  # a title change rewrites every page, reading every saved page
+    config.write_text(re.sub(r'^title: .*$', 'title: "A retitled book"', config.read_text(), flags=re.M))
+    result = make_book(mini)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "_build/.work: Sphinx's saved pages were damaged" in result.stderr, result.stderr[-3000:]
+    assert "A retitled book" in (mini / "_build" / "html" / "chapters" / "mini_b.html").read_text()
+
+
 def test_an_edited_sources_csv_reaches_the_bibliography_page(mini):
     old, new = helpers.SOURCE_TITLE
     assert (ROOT / "data" / "sources.csv").read_text().count(old) == 1 and old in (ROOT / "references.bib").read_text()

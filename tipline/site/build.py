@@ -45,6 +45,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -389,15 +390,29 @@ def sphinx(fresh: bool, every_page: bool) -> None:
                 status.write(text)
                 return warnings.write(text)
 
+        saved = WORK / "_build" / ".doctrees" / "environment.pickle"
+        if saved.exists() and not fresh:
+            try:  # Sphinx would start afresh without a word
+                with saved.open("rb") as handle:
+                    pickle.load(handle)
+            except Exception as error:  # noqa: BLE001 (whatever a damaged file raises)
+                _say(f"{_relative(saved)} could not be read ({type(error).__name__}): discarded, every page is read again", sys.stderr)
+                saved.unlink()
         try:
             with patch_docutils(BOOK), docutils_namespace():
                 app = Sphinx(srcdir=BOOK, confdir=None, outdir=WORK / "_build" / "html", doctreedir=WORK / "_build" / ".doctrees",
                              buildername="html", confoverrides=config, status=status, warning=Both(), freshenv=fresh,
                              warningiserror=True, keep_going=True, parallel=1)
                 app.build(force_all=every_page)
-        except SphinxError as error:
-            cause = getattr(error, "orig_exc", None) or error
-            raise Failed(_sphinx_reason(str(cause)), _traceback()) from None
+        except Exception as error:
+            cause = getattr(error, "orig_exc", None) or error.__cause__ or error
+            if isinstance(cause, (pickle.UnpicklingError, EOFError)) and not fresh:  # a saved page, damaged
+                _say(f"{_relative(WORK)}: Sphinx's saved pages were damaged ({type(cause).__name__}: {cause}): "
+                     "discarded, building every page afresh", sys.stderr)
+                return sphinx(fresh=True, every_page=True)
+            if isinstance(error, SphinxError):
+                raise Failed(_sphinx_reason(str(cause)), _traceback()) from None
+            raise
     if app.statuscode:
         problems = [line for line in warnings.getvalue().splitlines() if "WARNING" in line or "ERROR" in line]
         first = problems[0] if problems else "Sphinx failed (see _build/sphinx.log)"

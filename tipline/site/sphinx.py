@@ -17,6 +17,7 @@ import base64
 import hashlib
 import re
 import shutil
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -65,11 +66,18 @@ def _write_bundle(outdir: Path) -> None:
 
     target = outdir / "_static" / BUNDLE
     target.parent.mkdir(parents=True, exist_ok=True)
-    # bundling takes over a second: keep the result beside the site, keyed by the package version
+    # bundling takes over a second: keep the result beside the site, keyed by the package version,
+    # with its hash, so a damaged copy is made again rather than published
     cached = outdir.parent / f".vega-bundle-{version('vl-convert-python')}.js"
+    digest = cached.with_name(cached.name + ".sha256")
+    if cached.exists() and (not digest.exists() or hashlib.sha256(cached.read_bytes()).hexdigest() != digest.read_text()):
+        print(f"{cached}: damaged (its hash does not match): removed, bundling again", file=sys.stderr, flush=True)
+        cached.unlink()
     if not cached.exists():  # written whole: an interrupted build never leaves half a bundle to reuse
+        bundle = vl_convert.javascript_bundle()
         part = cached.with_name(cached.name + ".part")
-        part.write_text(vl_convert.javascript_bundle())
+        part.write_text(bundle)
+        digest.write_text(hashlib.sha256(part.read_bytes()).hexdigest())
         part.replace(cached)
     code = "(function(){\n" + cached.read_text() + "\n})();\n" + HELPER
     if not target.exists() or target.read_text() != code:
