@@ -47,13 +47,20 @@ def make(site: Path, names: list[str]) -> Path:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    local = f"http://127.0.0.1:{server.server_address[1]}/"
     writer = PdfWriter()
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = browser.new_page(viewport={"width": 1000, "height": 1200})
+            context = browser.new_context(viewport={"width": 1000, "height": 1200}, service_workers="block")
+            # the printer reaches no host but the local server, whatever a page asks for (the pages'
+            # policy forbids it already; this holds even if a page lost its policy)
+            elsewhere = []
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
+                          else (elsewhere.append(route.request.url), route.abort()))
+            page = context.new_page()
             for name in names:
-                page.goto(f"http://127.0.0.1:{server.server_address[1]}/{name}.html", wait_until="load")
+                page.goto(f"{local}{name}.html", wait_until="load")
                 charts = page.locator(".tipline-chart").count()
                 if charts:
                     page.wait_for_function(f"document.querySelectorAll('.tipline-chart svg.marks').length >= {charts}",
@@ -62,6 +69,9 @@ def make(site: Path, names: list[str]) -> Path:
                 title = page.evaluate("(document.querySelector('article h1') || {}).textContent || document.title")
                 printed = PdfReader(io.BytesIO(page.pdf(format="Letter", print_background=True,
                                                         margin={"top": "15mm", "bottom": "15mm", "left": "14mm", "right": "14mm"})))
+                if elsewhere:
+                    raise RuntimeError(f"{name}.html asked for {elsewhere[0]}, which is not this site: "
+                                       "the PDF printer refused the request and stops")
                 first = len(writer.pages)
                 for sheet in printed.pages:
                     writer.add_page(sheet)
