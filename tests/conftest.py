@@ -64,7 +64,7 @@ def pytest_unconfigure(config):
 
 def _finished(config, name: str) -> helpers.Built:
     built = helpers.finished(_books(config), name)
-    logs = "".join(built.log(f)[-3000:] for f in ("unchanged.out", "build.out", "build.err"))
+    logs = "".join(built.log(f)[-3000:] for f in ("build.out", "build.err"))
     assert built.status == "0", f"the {name} book's build failed ({built.status}):\n{logs}"
     return built
 
@@ -77,8 +77,7 @@ def built_site(pytestconfig) -> Path:
 
 @pytest.fixture(scope="session")
 def edited_book(pytestconfig, built_site) -> helpers.Built:
-    """The session's edited copy (helpers.edit_copy) after its rebuild; `.log("unchanged.out")` is
-    the output of its rebuild before the edits, `.log("build.out")` after them."""
+    """The session's edited copy (helpers.edit_copy) after its rebuild (`.log("build.out")`)."""
     return _finished(pytestconfig, "edited")
 
 
