@@ -14,8 +14,9 @@ from pathlib import Path
 from ..evidence import data
 
 # Where `make book` keeps answer.json between builds (and nbval's kernels find it): one file, named by
-# the content of everything it is computed from, beside the list of the datasets it read.
-KEPT = data.ROOT / "_build" / "answer"
+# the content of everything it is computed from, beside the list of the datasets it read; in the
+# _build folder beside the data it was computed from (a test's edited copy of data/ keeps its own)
+KEPT = data.DATA.parent / "_build" / "answer"
 READ = KEPT / "datasets.txt"
 
 
@@ -68,7 +69,7 @@ def kept_text(target: Path) -> str | None:
     try:
         json.loads(text)
     except ValueError:
-        print(f"{target.relative_to(data.ROOT)} was damaged (not valid JSON): removed, computing answer.json again",
+        print(f"{target.relative_to(data.DATA.parent)} was damaged (not valid JSON): removed, computing answer.json again",
               file=sys.stderr, flush=True)
         target.unlink(missing_ok=True)
         return None
