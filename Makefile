@@ -1,9 +1,9 @@
-# The two commands the README documents: `make book` and `make test`.
+# The commands the README documents: `make book`, `make check` (the author's fast loop) and `make test` (everything, CI).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test clean serve notebooks bench
+.PHONY: book check test clean serve notebooks bench
 
 $(BIN)/jupyter-book: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,16 +12,15 @@ $(BIN)/jupyter-book: requirements.txt pyproject.toml
 	touch $@
 
 # tipline.site.build does the whole build: validates every dataset (a broken CSV stops it), regenerates
-# references.bib, executes only the chapters whose code, data, modules or settings changed (on every
-# core, one progress line each), builds the pages with Sphinx (-n -W) from the cache, and only then
-# replaces _build/html. A failure removes _build/html; an interrupt leaves it as it was.
+# references.bib, executes in place only the chapters whose code, data, modules or settings changed (on
+# every core, one progress line each, each stamped with what it read), builds the pages with Sphinx
+# (-n -W, execution off) and only then replaces _build/html. A failure or an interrupt leaves it as it was.
 book: $(BIN)/jupyter-book
 	@$(BIN)/python -m tipline.site.build
 	@echo "The book is in _build/html/index.html. Serve it with: make serve (http://127.0.0.1:8000)"
 
-# Re-execute every chapter in place on every core (after editing one, before committing it for nbval).
-notebooks: $(BIN)/jupyter-book
-	@$(BIN)/python -m tipline.site.build --notebooks
+# `make book` executes the chapters in place: this old name does the same.
+notebooks: book
 
 # Timings of builds, tests and page loads on this machine; writes scripts/benchmark.json.
 bench: $(BIN)/jupyter-book
@@ -30,6 +29,11 @@ bench: $(BIN)/jupyter-book
 serve:
 	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html 8000
 
+# Data, model, prose guards, stamps and layers: no book build, no notebook execution, no browser.
+check: $(BIN)/jupyter-book
+	$(BIN)/python -m pytest -n auto -m "not full" tests
+
+# Everything, as CI runs it: the book built once per variant, nbval on every chapter, the browser checks.
 test: $(BIN)/jupyter-book
 	$(BIN)/python -m pytest -n auto
 

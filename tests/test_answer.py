@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def figures() -> dict:
-    return answer.load()
+    return answer.load()  # as kept for the current inputs (computed once, then read)
 
 
 def _glued(chapter: str) -> dict[str, str]:

@@ -1,13 +1,25 @@
-"""The README build command: a clean build passes -n -W, a broken chapter publishes nothing,
-an edited CSV shows up in prose, tables and charts on the next build (and only the chapters that
-read it execute), an interrupted build leaves the previous site byte for byte, a CSV reverted after
-an interrupt is published everywhere, a title change executes nothing, and an edited sources.csv
-reaches the bibliography page."""
+"""`make book` (tipline/site/build.py): stamps, what is published, and every way a build can fail.
+
+Fast (`make check`): every committed chapter's stamp matches its inputs; the stamp names the input
+that changed; only listed plain files are published; a full disk while publishing leaves the site.
+Full (`make test`): the shared book and its edited copy (conftest), and the mini book (helpers.make_mini)
+for the build's own cases, each on a copy: a failing chapter or dataset, a kernel that dies, a cell
+writing outside its folder, a second build, a read-only _build, an interrupt (no orphaned process,
+no scratch folder left), a reverted CSV, a title change, the settings that change the site, an
+unknown inline script, a hostile URL prefix, a damaged kept answer.json, an edited sources.csv.
+Every failure ends in one BUILD FAILED line naming the file and the reason, and leaves the published
+site byte for byte as it was.
+"""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import signal
 import subprocess
+import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -15,86 +27,137 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-import conftest
-from conftest import ROOT, VENV, book_command, copy_built, make_book
+import helpers
+from helpers import ROOT, VENV, book_command, copy_built, executed, failure, make_book, snapshot, stale
+from tipline.site import build
+
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
 
-def executed(output: str) -> set[str]:
-    """The chapters a build executed, from its progress lines ("executing 3/14 02_reporters ... 1.8 s")."""
-    return set(re.findall(r"^executing \d+/\d+ (\S+) \.\.\. ", output, re.M))
+# ---------------------------------------------------------------- stamps (fast)
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_is_stamped_with_its_current_inputs(chapter):
+    reason = build.stale_reason(nbformat.read(chapter, as_version=4))
+    assert reason is None, f"chapters/{chapter.name}: {reason}: run `make book` and commit the chapter"
 
 
-def test_clean_build_has_every_page_and_the_data(built_site):
+def test_a_stamp_names_the_input_that_changed():
+    notebook = nbformat.read(ROOT / "chapters" / "01_referral.ipynb", as_version=4)
+    stamp = notebook.metadata[build.STAMP]
+    assert build.stale_reason(notebook) is None
+    assert "recipients" in stamp["datasets"] and "tipline/presentation/charts.py" in stamp["modules"]
+    for part, name, reason in [("datasets", "recipients", "data changed: recipients"),
+                               ("modules", "tipline/presentation/charts.py", "changed: tipline/presentation/charts.py"),
+                               ("settings", "requirements.txt", "settings changed: requirements.txt")]:
+        edited = nbformat.from_dict(json.loads(json.dumps(notebook)))
+        edited.metadata[build.STAMP][part][name] = "0" * 16
+        assert build.stale_reason(edited) == reason
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    code[1].source += "\n"
+    assert build.stale_reason(notebook) == "code changed"
+    code[1].source = code[1].source[:-1]
+    code[1].execution_count = None
+    edited = notebook
+    assert build.stale_reason(edited) == "outputs missing"
+    del edited.metadata[build.STAMP]
+    assert build.stale_reason(edited) == "never executed by make book"
+
+
+def _book_folder(tmp_path: Path, monkeypatch) -> Path:
+    """A folder laid out as a book being published: Sphinx's pages in _build/.work, a live site."""
+    import tipline.evidence.data
+
+    book = tmp_path / "book"
+    shutil.copytree(ROOT / "data", book / "data")
+    pages = book / "_build" / ".work" / "_build" / "html"
+    pages.mkdir(parents=True)
+    (pages / "index.html").write_text("new site")
+    (pages / "big.js").write_bytes(b"x" * 200_000)
+    (book / "_build" / "html").mkdir()
+    (book / "_build" / "html" / "index.html").write_text("old site")
+    (book / "scripts").mkdir()
+    (book / "scripts" / "benchmark.json").write_text("{}")
+    for name, value in {"BOOK": book, "BUILD": book / "_build", "SITE": book / "_build" / "html",
+                        "WORK": book / "_build" / ".work"}.items():
+        monkeypatch.setattr(build, name, value)
+    monkeypatch.setattr(tipline.evidence.data, "DATA", book / "data")
+    return book
+
+
+def test_only_the_listed_datasets_are_published_as_plain_files(tmp_path, monkeypatch):
+    book = _book_folder(tmp_path, monkeypatch)
+    (book / "data" / "evil.html").write_text('<script src="evil.js"></script>')
+    (book / "data" / "hostname.csv").symlink_to("/etc/hostname")
+    (book / "data" / "folder").symlink_to(ROOT / "tipline", target_is_directory=True)
+    answer = tmp_path / "answer.json"
+    answer.write_text("{}")
+    files = build.listed_files(answer)
+    listed = {resource["path"] for resource in json.loads((ROOT / "data" / "datapackage.json").read_text())["resources"]}
+    assert set(files) == listed | {"datapackage.json", "answer.json", "benchmark.json"}
+    build.publish(files)
+    published = {p.name for p in (book / "_build" / "html" / "data").iterdir()}
+    assert published == set(files)
+    assert not any(p.is_symlink() for p in (book / "_build" / "html").rglob("*"))
+    # a listed dataset that is a link is refused, with its name
+    recipients = book / "data" / "recipients.csv"
+    recipients.unlink()
+    recipients.symlink_to("/etc/hostname")
+    with pytest.raises(build.Failed, match=r"data/recipients.csv: not published: a dataset must be a plain file"):
+        build.listed_files(answer)
+
+
+FULL_DISK = """
+import resource, signal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, like a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+from tipline.site import build
+try:
+    build.publish({})
+except build.Failed as error:
+    print("FAILED:", error)
+"""
+
+
+def test_a_full_disk_while_publishing_leaves_the_live_site(tmp_path, monkeypatch):
+    book = _book_folder(tmp_path, monkeypatch)
+    before = snapshot(book / "_build" / "html")
+    result = subprocess.run([sys.executable, "-c", FULL_DISK], cwd=book, capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert "FAILED: _build/.html-new/big.js: publishing failed: File too large" in result.stdout, result.stdout + result.stderr
+    assert snapshot(book / "_build" / "html") == before
+    assert not (book / "_build" / ".html-new").exists()
+
+
+# ---------------------------------------------------------------- the shared book and its edited copy
+
+def test_clean_build_has_every_page_and_only_the_listed_data(built_site):
     pages = {p.relative_to(built_site).as_posix() for p in built_site.rglob("*.html")}
     for name in ["summary", "01_referral", "02_reporters", "03_urgency", "04_jurisdiction",
                  "05_platforms_policy", "06_interpretations", "best_inference", "appendix_data", "appendix_reproducibility",
                  "appendix_claims", "appendix_dive_arrests", "appendix_dive_encryption", "appendix_dive_triage", "bibliography"]:
         assert f"chapters/{name}.html" in pages
-    assert (built_site / "data" / "recipients.csv").exists()
+    listed = {r["path"] for r in json.loads((ROOT / "data" / "datapackage.json").read_text())["resources"]}
+    published = {p.name for p in (built_site / "data").iterdir()}
+    assert published == listed | {"datapackage.json", "answer.json", "benchmark.json"}
+    assert (built_site / "data" / "recipients.csv").read_bytes() == (ROOT / "data" / "recipients.csv").read_bytes()
     assert (built_site / "_static" / "tipline-charts.js").exists()
     assert not (built_site / "reports").exists() or not any((built_site / "reports").iterdir()), "execution tracebacks were published"
 
 
-def _break_chapter(repo: Path) -> None:
-    path = repo / "chapters" / "03_urgency.ipynb"
-    book = nbformat.read(path, as_version=4)
-    book.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('deliberately broken chapter')"))
-    nbformat.write(book, path)
-
-
-def _break_dataset(repo: Path) -> None:
-    path = repo / "data" / "recipients.csv"
-    path.write_text(path.read_text().replace("2023,icac,actionable,670491", "2023,icac,actionable,67O491"))
-
-
-@pytest.mark.parametrize("breakage", [_break_chapter, _break_dataset], ids=["chapter", "dataset"])
-def test_a_broken_chapter_or_dataset_fails_the_build_and_publishes_nothing(built_site, tmp_path, breakage):
-    # start from a published book: a failed rebuild must take the old site down too
-    repo = copy_built(built_site, tmp_path / "book")
-    assert (repo / "_build" / "html" / "index.html").exists()
-    breakage(repo)
-    result = make_book(repo)
-    assert result.returncode != 0
-    assert "BUILD FAILED" in result.stderr
-    assert not (repo / "_build" / "html").exists()
-    if breakage is _break_dataset:
-        assert "recipients.csv, line" in result.stdout + result.stderr
-    else:  # the failing chapter is named, with its traceback
-        assert "chapter 03_urgency failed" in result.stderr and "deliberately broken chapter" in result.stderr
-
-
-def stale(output: str) -> dict[str, str]:
-    """Why each stale chapter must execute, from the build's reason lines
-    ("  data changed: recipients, sources: 01_referral, summary")."""
-    reasons = {}
-    for line in re.findall(r"^  (.+: .+)$", output.split("\nexecuting ")[0], re.M):
-        why, names = line.rsplit(": ", 1)
-        reasons.update(dict.fromkeys(names.split(", "), why))
-    return reasons
-
-
-def test_an_edited_csv_changes_prose_tables_and_charts(built_site, edited_book):
-    # the session's edited copy (conftest.edit_copy): recipients.csv's 2024 ICAC value, plus
-    # independent edits of sources.csv, assumptions.csv and policy_events.csv checked elsewhere
-    assert "_build/html is up to date" in edited_book.unchanged, edited_book.unchanged[-2000:]
-    assert "816,361" in (built_site / "chapters" / "01_referral.html").read_text()
-    second = edited_book.stdout
-    # every chapter executed for exactly the edited datasets it read (its record lists what it
-    # read), and only the stale chapters executed
+def test_an_edited_csv_reaches_notebooks_prose_charts_and_nbval(edited_book):
+    # the session's edited copy (helpers.edit_copy): recipients.csv's 2024 ICAC value, plus
+    # independent edits of assumptions.csv and policy_events.csv checked elsewhere
+    second = edited_book.log("build.out")
+    # every chapter executed for exactly the edited datasets its stamp lists, and only those
     ran, reasons = executed(second), stale(second)
     assert ran == set(reasons), (ran, reasons)
-    records = edited_book.repo / "_build" / ".records"
-    for chapter in sorted(records.glob("*.json")):
-        read = set(json.loads(chapter.read_text())["datasets"])
-        why = reasons.get(chapter.stem)
-        expected = sorted(read & conftest.EDITED_DATASETS)
-        assert why == ("data changed: " + ", ".join(expected) if expected else None), (chapter.stem, why, expected)
-    recipients = {name for name, why in reasons.items() if "recipients" in why.split(": ", 1)[1].split(", ")}
-    # so the chapters that read recipients.csv executed because of it, the others did not
-    assert "01_referral" in recipients and "summary" in recipients, second[-2000:]
-    assert "02_reporters" not in recipients and "05_platforms_policy" not in recipients, reasons
-    # a chapter that read none of the edited datasets did not execute
-    assert "appendix_reproducibility" not in ran, ran
+    for chapter in sorted((edited_book.repo / "chapters").glob("*.ipynb")):
+        read = set(nbformat.read(chapter, as_version=4).metadata[build.STAMP]["datasets"])
+        expected = sorted(read & helpers.EDITED_DATASETS)
+        assert reasons.get(chapter.stem) == ("data changed: " + ", ".join(expected) if expected else None), chapter.stem
+    assert {"01_referral", "summary"} <= ran and not {"02_reporters", "appendix_reproducibility"} & ran, reasons
+    # the site shows the new value, in prose and in the chart's data
     html = edited_book.page("01_referral")
     assert "826,361" in html and "816,361" not in html, "prose still shows the old value"
     from tipline.presentation.charts import specs as chart_specs
@@ -102,6 +165,15 @@ def test_an_edited_csv_changes_prose_tables_and_charts(built_site, edited_book):
     values = [row.get("reports") for spec in chart_specs(html).values() for data in spec.get("datasets", {}).values() for row in data]
     assert 826361 in values and 816361 not in values, "chart data still shows the old value"
     assert "826,361" in edited_book.page("summary")
+    # the notebooks were executed in place: their stamps match, and nbval agrees with them
+    check = subprocess.run([sys.executable, "-c", "import sys, nbformat\nfrom tipline.site import build\n"
+                            "bad = [(p.name, build.stale_reason(nbformat.read(p, as_version=4))) for p in sorted(build.CHAPTERS.glob('*.ipynb'))]\n"
+                            "bad = [b for b in bad if b[1]]\nprint(bad)\nsys.exit(1 if bad else 0)"],
+                           cwd=edited_book.repo, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    nbval = subprocess.run([sys.executable, "-m", "pytest", "-q", "chapters/01_referral.ipynb"], cwd=edited_book.repo,
+                           env=dict(os.environ, PYTHONPATH=str(edited_book.repo)), capture_output=True, text=True, timeout=300)
+    assert nbval.returncode == 0, nbval.stdout[-3000:]
 
 
 class _Links(HTMLParser):
@@ -134,6 +206,312 @@ def test_no_broken_internal_links(built_site):
     assert not broken, "\n".join(broken[:20])
 
 
+def test_every_chart_has_a_source_line_and_a_data_link(built_site):
+    for page in sorted((built_site / "chapters").glob("*.html")):
+        html = page.read_text()
+        charts_ = html.count('class="tipline-chart"')
+        notes = re.findall(r'<(?:p|div) class="tipline-source">.*?</p>', html, re.S)
+        assert len(notes) >= charts_, f"{page.name}: {charts_} charts but {len(notes)} source lines"
+        for note in notes:
+            link = re.search(r'href="\.\./data/([^"]+)" download', note)
+            assert link and (built_site / "data" / link.group(1)).exists(), f"{page.name}: source line without a data link"
+
+
+# ---------------------------------------------------------------- the mini book: how a build fails
+
+@pytest.fixture
+def mini(mini_book, tmp_path) -> Path:
+    """A copy of the built mini book, its site published."""
+    repo = copy_built(mini_book, tmp_path / "book")
+    assert (repo / "_build" / "html" / "index.html").exists()
+    return repo
+
+
+def _site(repo: Path) -> dict[str, str]:
+    return snapshot(repo / "_build" / "html")
+
+
+def _left_running(repo: Path) -> list[str]:
+    """Processes still running that belong to a build of `repo` (kernels name their scratch folder)."""
+    import psutil
+
+    left = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if process.info["status"] != psutil.STATUS_ZOMBIE and any(str(repo) in part for part in process.info["cmdline"] or []):
+                left.append(" ".join(process.info["cmdline"]))
+        except psutil.Error:
+            pass
+    return left
+
+
+def test_a_failing_chapter_fails_the_build_naming_cell_and_error(mini):
+    before = _site(mini)
+    helpers.write_chapter(mini, "mini_b", extra="raise RuntimeError('deliberately broken chapter')")
+    edited = (mini / "chapters" / "mini_b.ipynb").read_bytes()
+    line = failure(make_book(mini))
+    assert "chapters/mini_b.ipynb: cell 2 raised RuntimeError: deliberately broken chapter" in line
+    assert _site(mini) == before, "a failed build changed the published site"
+    assert (mini / "chapters" / "mini_b.ipynb").read_bytes() == edited, "a failed chapter was written back"
+
+
+def test_a_broken_dataset_fails_the_build_naming_file_line_and_column(mini):
+    before = _site(mini)
+    helpers.replace_once(mini / "data" / "recipients.csv", "2023,icac,actionable,670491", "2023,icac,actionable,67O491")
+    line = failure(make_book(mini))
+    assert re.search(r"BUILD FAILED: data/recipients\.csv, line \d+, column 'reports': ", line), line
+    assert _site(mini) == before
+
+
+@pytest.mark.parametrize("death", ["import os; os._exit(1)", "import ctypes; ctypes.string_at(0)",
+                                   "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+                         ids=["exit", "segfault", "killed"])
+def test_a_kernel_that_dies_fails_its_chapter_within_seconds(mini, death):
+    # SIGKILL is what the out-of-memory killer sends
+    before = _site(mini)
+    helpers.write_chapter(mini, "mini_b", extra=death)
+    start = time.monotonic()
+    result = make_book(mini, timeout=120)
+    took = time.monotonic() - start
+    line = failure(result)
+    assert "chapters/mini_b.ipynb: its kernel died in cell 2" in line, line
+    assert took < 30, f"the build took {took:.0f} s to notice"
+    assert _site(mini) == before
+    assert not _left_running(mini)
+
+
+@pytest.mark.parametrize("target", ["../_static/pwn.js", "../data/pwn.txt", "../chapters/mini_a.ipynb", "/tmp/tipline-pwn.txt"])
+def test_a_chapter_cannot_write_outside_its_scratch_folder(mini, target):
+    before = _site(mini)
+    path = Path(target) if target.startswith("/") else (mini / "chapters" / target).resolve()
+    content = path.read_bytes() if path.exists() else None
+    helpers.write_chapter(mini, "mini_b", extra=f"open({target!r}, 'w').write('pwned')")
+    line = failure(make_book(mini))
+    assert "chapters/mini_b.ipynb: cell 2 raised PermissionError" in line, line
+    assert (path.read_bytes() if path.exists() else None) == content, f"{target} was written"
+    assert _site(mini) == before
+
+
+def test_a_second_build_stops_at_once_and_the_first_publishes(mini):
+    before = _site(mini)
+    helpers.write_chapter(mini, "mini_b", extra="import time; time.sleep(4)")
+    command, env = book_command(mini)
+    first = subprocess.Popen(command, cwd=mini, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = first.stdout.readline()
+    while line and "to execute" not in line:  # the first holds the lock from before this line
+        line = first.stdout.readline()
+    second = make_book(mini, timeout=60)
+    assert "_build/.lock: another `make book` (process " in failure(second)
+    assert _site(mini) == before, "the second build touched the site"
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, out + err
+    assert "mini_b" in executed(line + out) and (mini / "_build" / "html" / "index.html").exists()
+
+
+def test_a_read_only_build_folder_ends_in_one_build_failed_line(mini, tmp_path):
+    before = _site(mini)
+    (tmp_path / "scratch").mkdir()
+    command, env = book_command(mini)
+    # Landlock makes _build read-only even for root, where chmod would not
+    command = [sys.executable, "-m", "tipline.site.sandbox", str(tmp_path / "scratch"), "/dev", "--"] + command
+    result = subprocess.run(command, cwd=mini, env=env, capture_output=True, text=True, timeout=120)
+    assert "_build/.lock: cannot write: Permission denied" in failure(result)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert _site(mini) == before
+
+
+def _interrupt(repo: Path, when: str, signum: int, sphinx_log: str | None = None, **settings) -> tuple[int, str, list]:
+    """Run `make book` as a terminal would (its own process group) and send `signum` to the whole
+    group as soon as a line of its output starts with `when` (and, if given, _build/sphinx.log
+    contains `sphinx_log`); returns its status, its output and the processes it had started."""
+    import psutil
+
+    command, env = book_command(repo, **settings)
+    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    lines, started = [], []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith(when):
+            log = repo / "_build" / "sphinx.log"
+            deadline = time.time() + 120
+            while sphinx_log and time.time() < deadline and not (log.exists() and sphinx_log in log.read_text()):
+                time.sleep(0.02)
+            started = psutil.Process(process.pid).children(recursive=True)
+            os.killpg(process.pid, signum)
+            break
+    rest, _ = process.communicate(timeout=120)
+    return process.returncode, "".join(lines) + rest, started
+
+
+def test_an_interrupt_stops_every_process_and_leaves_no_scratch_folder(mini, tmp_path):
+    import psutil
+
+    before = _site(mini)
+    helpers.write_chapter(mini, "mini_b", extra="import time; time.sleep(120)")
+    helpers.write_chapter(mini, "mini_c", extra="import time; time.sleep(120)")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    command, env = book_command(mini, TMPDIR=str(scratch))
+    process = subprocess.Popen(command, cwd=mini, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    kernels = []
+    while len(kernels) < 2 and time.time() < deadline:  # both chapters' kernels are running
+        kernels = [p for p in psutil.Process(process.pid).children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+        time.sleep(0.2)
+    assert len(kernels) == 2
+    started = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0 and "interrupted (SIGINT)" in output, output[-3000:]
+    assert not [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "processes left running"
+    assert not _left_running(mini)
+    assert not list(scratch.iterdir()), f"left in TMPDIR: {list(scratch.iterdir())}"
+    assert not (mini / "_build" / ".kernels").exists()
+    assert _site(mini) == before
+
+
+def test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywhere(mini):
+    """Edit a CSV, interrupt the build after some chapters executed with the new value, revert the
+    CSV, make an unrelated edit, build: every page shows the current value."""
+    before = _site(mini)
+    csv = mini / "data" / "recipients.csv"
+    original = csv.read_bytes()  # as bytes: the file's lines end in CRLF
+    helpers.replace_once(csv, *helpers.RECIPIENTS)
+    status, output, _ = _interrupt(mini, "executing 2/", signal.SIGTERM, TIPLINE_WORKERS="1")
+    assert status != 0 and "interrupted (SIGTERM)" in output, output[-3000:]
+    assert _site(mini) == before, "the interrupted build changed the published site"
+    with_new_value = executed(output)
+    assert len(with_new_value) == 2, output[-3000:]
+
+    csv.write_bytes(original)  # the revert
+    (left,) = set(helpers.MINI) - with_new_value
+    chapter = mini / "chapters" / f"{left}.ipynb"  # the unrelated edit: prose only
+    book = nbformat.read(chapter, as_version=4)
+    book.cells.append(nbformat.v4.new_markdown_cell("A sentence added after the interrupted build."))
+    nbformat.write(book, chapter)
+    final = make_book(mini)
+    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    # the chapters written with the reverted value ran again; the other one did not run at all
+    assert executed(final.stdout) == with_new_value, output + "\n----\n" + final.stdout
+    pages = {p.name: p.read_text() for p in (mini / "_build" / "html" / "chapters").glob("*.html")}
+    assert not [name for name, html in pages.items() if "826,361" in html]
+    assert all("816,361" in pages[f"{name}.html"] for name in helpers.MINI)
+    assert "A sentence added after the interrupted build." in pages[f"{left}.html"]
+
+
+def test_a_title_change_rebuilds_pages_without_executing_and_an_interrupted_sphinx_keeps_the_site(mini):
+    import psutil
+
+    before = _site(mini)
+    config = mini / "_config.yml"
+    config.write_text(re.sub(r'^title: .*$', 'title: "A retitled book"', config.read_text(), flags=re.M))
+    # no chapter executes, so the signal arrives while Sphinx reads and writes the pages
+    status, output, started = _interrupt(mini, f"{len(helpers.MINI)} chapters: 0 to execute", signal.SIGINT,
+                                         sphinx_log="reading sources")
+    assert status != 0 and "interrupted (SIGINT)" in output, output[-3000:]
+    assert _site(mini) == before, "the interrupted build changed the published site"
+    assert not [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    result = make_book(mini)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "0 to execute" in result.stdout and not executed(result.stdout), result.stdout[-2000:]
+    for page in (mini / "_build" / "html" / "chapters").glob("*.html"):
+        assert "A retitled book" in page.read_text(), page.name
+
+
+def test_the_pdf_and_url_prefix_settings_make_the_site_stale(mini):
+    site = mini / "_build" / "html"
+    assert not (site / "book.pdf").exists() and 'href="/index.html"' in (site / "404.html").read_text()
+    result = make_book(mini, TIPLINE_PDF="1", TIPLINE_URL_PREFIX="/tipline-book/")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "nothing changed" not in result.stdout and not executed(result.stdout)
+    assert (site / "book.pdf").read_bytes().startswith(b"%PDF")
+    assert 'href="/tipline-book/index.html"' in (site / "404.html").read_text()
+    assert "The whole book as a PDF" in (site / "chapters" / "mini_c.html").read_text()
+    result = make_book(mini)  # back to the defaults
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not (site / "book.pdf").exists() and 'href="/index.html"' in (site / "404.html").read_text()
+    assert "The whole book as a PDF" not in (site / "chapters" / "mini_c.html").read_text()
+    # and again: no input and no setting changed, so nothing is built
+    assert "nothing changed since the last build: _build/html is up to date" in make_book(mini).stdout
+
+
+def test_a_hostile_url_prefix_is_refused_by_name(mini):
+    before = _site(mini)
+    line = failure(make_book(mini, TIPLINE_URL_PREFIX='/"><script>alert(1)</script>/'))
+    assert "BUILD FAILED: TIPLINE_URL_PREFIX (environment): " in line and "not a plain path" in line, line
+    assert _site(mini) == before
+
+
+def test_an_unknown_inline_script_is_refused_naming_the_page(mini):
+    before = _site(mini)
+    chapter = mini / "chapters" / "mini_c.ipynb"
+    book = nbformat.read(chapter, as_version=4)
+    book.cells.append(nbformat.v4.new_markdown_cell("<script>window.__pwned = 1</script>"))
+    nbformat.write(book, chapter)
+    line = failure(make_book(mini))
+    assert "chapters/mini_c.html" in line and "inline script" in line, line
+    assert _site(mini) == before
+
+
+def test_a_damaged_kept_answer_is_discarded_by_name_and_computed_again(mini):
+    (kept,) = (mini / "_build" / "answer").glob("answer-*.json")
+    kept.write_text('{"headline": ')  # cut short
+    chapter = mini / "chapters" / "mini_c.ipynb"  # a prose edit, so the site is rebuilt and answer.json published
+    book = nbformat.read(chapter, as_version=4)
+    book.cells.append(nbformat.v4.new_markdown_cell("Another sentence."))
+    nbformat.write(book, chapter)
+    result = make_book(mini)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"_build/answer/{kept.name} was damaged (not valid JSON): removed" in result.stderr
+    published = json.loads((mini / "_build" / "html" / "data" / "answer.json").read_text())
+    assert published["question"].startswith("Using best inference")
+
+
+def test_a_damaged_saved_environment_or_chart_bundle_is_discarded_by_name(mini):
+    work = mini / "_build" / ".work" / "_build"
+    (work / ".doctrees" / "environment.pickle").write_bytes(b"\x80\x05 not a pickle")
+    (bundle,) = work.glob(".vega-bundle-*.js")
+    bundle.write_text("window.broken = true;")
+    chapter = mini / "chapters" / "mini_c.ipynb"  # a prose edit, so that Sphinx runs
+    book = nbformat.read(chapter, as_version=4)
+    book.cells.append(nbformat.v4.new_markdown_cell("Another sentence."))
+    nbformat.write(book, chapter)
+    result = make_book(mini)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "_build/.work/_build/.doctrees/environment.pickle could not be read (UnpicklingError): discarded" in result.stderr
+    assert f"{bundle.name}: damaged (its hash does not match): removed" in result.stderr
+    assert "window.broken" not in (mini / "_build" / "html" / "_static" / "tipline-charts.js").read_text()
+    assert "Another sentence." in (mini / "_build" / "html" / "chapters" / "mini_c.html").read_text()
+
+
+def test_a_damaged_saved_page_is_discarded_and_every_page_built_afresh(mini):
+    # Sphinx starts afresh in a folder other than the one it built in: one build here first
+    (mini / "_static" / "tipline.css").write_text((mini / "_static" / "tipline.css").read_text() + "\n")
+    assert make_book(mini).returncode == 0
+    (mini / "_build" / ".work" / "_build" / ".doctrees" / "chapters" / "mini_b.doctree").write_bytes(b"\x80\x05 cut sh")
+    config = mini / "_config.yml"  # a title change rewrites every page, reading every saved page
+    config.write_text(re.sub(r'^title: .*$', 'title: "A retitled book"', config.read_text(), flags=re.M))
+    result = make_book(mini)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "_build/.work: Sphinx's saved pages were damaged" in result.stderr, result.stderr[-3000:]
+    assert "A retitled book" in (mini / "_build" / "html" / "chapters" / "mini_b.html").read_text()
+
+
+def test_an_edited_sources_csv_reaches_the_bibliography_page(mini):
+    old, new = helpers.SOURCE_TITLE
+    assert (ROOT / "data" / "sources.csv").read_text().count(old) == 1 and old in (ROOT / "references.bib").read_text()
+    helpers.replace_once(mini / "data" / "sources.csv", old, new)
+    result = make_book(mini)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "references.bib regenerated from data/sources.csv" in result.stdout
+    assert new in (mini / "references.bib").read_text()
+    assert "CY 2023 Retitled Report" in (mini / "_build" / "html" / "chapters" / "bibliography.html").read_text()
+
+
+# ---------------------------------------------------------------- the repository's own files
+
 def test_workflow_passes_actionlint():
     result = subprocess.run([str(VENV / "bin" / "actionlint"), "-no-color"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -154,114 +532,7 @@ def test_citation_file_describes_the_book():
     assert citation["title"].startswith(title)
 
 
-def test_every_chart_has_a_source_line_and_a_data_link(built_site):
-    for page in sorted((built_site / "chapters").glob("*.html")):
-        html = page.read_text()
-        charts_ = html.count('class="tipline-chart"')
-        notes = re.findall(r'<(?:p|div) class="tipline-source">.*?</p>', html, re.S)
-        assert len(notes) >= charts_, f"{page.name}: {charts_} charts but {len(notes)} source lines"
-        for note in notes:
-            link = re.search(r'href="\.\./data/([^"]+)" download', note)
-            assert link and (built_site / "data" / link.group(1)).exists(), f"{page.name}: source line without a data link"
-
-
-def _snapshot(site: Path) -> dict[str, str]:
-    import hashlib
-
-    return {p.relative_to(site).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(site.rglob("*")) if p.is_file()}
-
-
-def _interrupt(repo: Path, when: str, signum: int, sphinx_log: str | None = None) -> tuple[int, str]:
-    """Run `make book` as a terminal would (its own process group) and send `signum` to the
-    whole group as soon as a line of its output starts with `when` (and, if given, Sphinx's log
-    in _build/sphinx.log contains `sphinx_log`)."""
-    import os
-    import time
-
-    command, env = book_command(repo)
-    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith(when):
-            log = repo / "_build" / "sphinx.log"
-            deadline = time.time() + 120
-            while sphinx_log and time.time() < deadline and not (log.exists() and sphinx_log in log.read_text()):
-                time.sleep(0.02)
-            os.killpg(process.pid, signum)
-            break
-    rest, _ = process.communicate(timeout=120)
-    return process.returncode, "".join(lines) + rest
-
-
-def test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywhere(built_site, tmp_path):
-    """The issue's scenario: edit a CSV, interrupt the build after some chapters executed with the
-    new value, revert the CSV, make an unrelated edit, build: every page shows the current value."""
-    import signal
-
-    repo = copy_built(built_site, tmp_path / "book")
-    site = repo / "_build" / "html"
-    before = _snapshot(site)
-    csv = repo / "data" / "recipients.csv"
-    original = csv.read_text()
-    csv.write_text(original.replace("2024,icac,actionable,816361", "2024,icac,actionable,826361"))
-    status, output = _interrupt(repo, "executing 2/", signal.SIGTERM)
-    assert status != 0 and "interrupted (SIGTERM)" in output, output[-3000:]
-    assert _snapshot(site) == before, "the interrupted build changed the published site"
-    with_new_value = executed(output)
-    assert len(with_new_value) >= 2, output[-3000:]
-
-    csv.write_text(original)  # the revert
-    chapter = repo / "chapters" / "03_urgency.ipynb"  # the unrelated edit: prose only
-    book = nbformat.read(chapter, as_version=4)
-    book.cells.append(nbformat.v4.new_markdown_cell("A sentence added after the interrupted build."))
-    nbformat.write(book, chapter)
-    final = make_book(repo)
-    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
-    again = executed(final.stdout)
-    # the chapters cached with the reverted value ran again; the others came from the cache
-    assert with_new_value <= again, (with_new_value, again)
-    assert "02_reporters" not in again and "03_urgency" not in again, again
-    pages = {p.name: p.read_text() for p in (site / "chapters").glob("*.html")}
-    assert not [name for name, html in pages.items() if "826,361" in html or "826361" in html]
-    assert "816,361" in pages["01_referral.html"] and "816,361" in pages["summary.html"]
-    assert "A sentence added after the interrupted build." in pages["03_urgency.html"]
-
-
-def test_a_title_change_rebuilds_pages_without_executing_and_an_interrupted_sphinx_keeps_the_site(built_site, tmp_path):
-    import signal
-
-    repo = copy_built(built_site, tmp_path / "book")
-    site = repo / "_build" / "html"
-    before = _snapshot(site)
-    config = repo / "_config.yml"
-    config.write_text(re.sub(r'^title: .*$', 'title: "A retitled book"', config.read_text(), flags=re.M))
-    # no chapter executes, so the signal arrives while Sphinx reads and writes the pages
-    chapters = len(list((repo / "chapters").glob("*.ipynb")))
-    status, output = _interrupt(repo, f"{chapters} chapters: 0 to execute", signal.SIGINT, sphinx_log="reading sources")
-    assert status != 0 and "interrupted (SIGINT)" in output, output[-3000:]
-    assert _snapshot(site) == before, "the interrupted build changed the published site"
-    result = make_book(repo)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "0 to execute" in result.stdout and not executed(result.stdout), result.stdout[-2000:]
-    for page in (site / "chapters").glob("*.html"):
-        assert "A retitled book" in page.read_text(), page.name
-
-
-def test_editing_sources_csv_updates_the_bibliography_page(edited_book):
-    # the session's edited copy retitled one entry of data/sources.csv (conftest.SOURCE_TITLE)
-    old, new = conftest.SOURCE_TITLE
-    assert (ROOT / "data" / "sources.csv").read_text().count(old) == 1
-    assert old in (ROOT / "references.bib").read_text()
-    assert "CY 2023 Retitled Report" in (edited_book.repo / "references.bib").read_text()
-    assert "CY 2023 Retitled Report" in edited_book.page("bibliography")
-
-
 def test_readme_states_the_measured_times():
-    import sys
-
     sys.path.insert(0, str(ROOT / "scripts"))
     import bench
 

@@ -60,6 +60,7 @@ def test_prose_numbers_are_glued(path):
     assert not typed, f"numbers typed into prose instead of glued: {typed}"
 
 
+@pytest.mark.full
 def test_nbval_fails_when_a_csv_value_changes(tmp_path):
     chapters = tmp_path / "chapters"
     chapters.mkdir()

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from conftest import ROOT, VENV
 
 CHAPTER = ROOT / "chapters" / "safe_to_say.ipynb"
@@ -31,6 +33,7 @@ def test_every_statement_is_glued_through_a_guard():
     assert 'say("sts_s' not in code
 
 
+@pytest.mark.full
 def test_a_statement_the_data_no_longer_support_stops_the_page(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data", data)

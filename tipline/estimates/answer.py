@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import condition, funnels, outcomes, reconcile
+from .kept import READ, kept_path, kept_text, store
+from ..evidence import data
 
 QUESTION = "Using best inference, what is the most common outcome of a genuine, U.S.-jurisdiction NCMEC CyberTipline report?"
 VOLUMES = (500, 1_000, 5_000)  # the unit volumes of task_force_predictive, besides the headline year's average
@@ -163,22 +165,46 @@ def compute() -> dict:
     }
 
 
-@lru_cache(maxsize=1)
-def _loaded() -> str:
-    return json.dumps(compute(), sort_keys=True, default=str)
+def _computed() -> tuple[str, set[str]]:
+    """answer.json's text, computed afresh, and the datasets the computation read."""
+    for cached in (_top_down, _bottom_up):  # so that every dataset it reads is loaded, and noted, again
+        cached.cache_clear()
+    with data.reading() as names:
+        text = json.dumps(compute(), indent=1, sort_keys=True, default=str) + "\n"
+    return text, names
+
+
+def keep() -> Path:
+    """answer.json for the current inputs, computed and kept unless it is kept already: `make book`
+    calls it once per build, before the chapters that read it, and publishes the file it returns."""
+    target = kept_path()
+    return target if kept_text(target) is not None else store(*_computed())
 
 
 def load() -> dict:
     """The headline figures for the current inputs, as answer.json holds them (a fresh copy each
-    call). Chapters read the answer through this instead of calling `compute()` themselves; the
-    build decides where it is computed and kept (computed once per process here)."""
-    return json.loads(_loaded())
+    call). Chapters read the answer through this instead of calling `compute()` themselves: under
+    `make book` the build has kept it already, so this only reads the file. The datasets it was
+    computed from count as read by the calling chapter, whose stamp then holds their content."""
+    text = kept_text(kept_path())
+    if text is not None:
+        names = set(READ.read_text().split()) if READ.is_file() else {r["name"] for r in data.package()["resources"]}
+    else:
+        text, names = _computed()
+        try:
+            store(text, names)
+        except OSError:  # a read-only checkout: the figures are still right, only not kept
+            pass
+    for name in sorted(names):
+        data.note_read(name)
+    return json.loads(text)
 
 
 def write(path: Path) -> Path:
+    """answer.json for the current inputs, written to `path` (the kept copy, computed if need be)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(compute(), indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    path.write_bytes(keep().read_bytes())
     return path
 
 

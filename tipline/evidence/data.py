@@ -78,6 +78,7 @@ import re
 import stat
 import unicodedata
 from datetime import date
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -880,38 +881,48 @@ def _cached() -> dict[str, pd.DataFrame]:
 
 _chapter: str | None = None
 _recorded: set[str] = set()
-_loaded: list[str] = []  # every dataset loaded since the chapter started, in order (whatever TIPLINE_DEPS says)
+_loaded: list[str] = []  # every dataset loaded since the chapter started, in the order first loaded
+_collectors: list[set[str]] = []
 
 
 def track(chapter: str) -> None:
-    """Record, during `make book`, which datasets `chapter` reads (see tipline.site.build).
-
-    The Makefile sets TIPLINE_DEPS to a folder; each chapter's list starts empty when the
-    chapter executes, so a chapter whose data did not change can keep its cached outputs.
-    """
+    """Start the list of the datasets `chapter` reads (`read()`): `make book` stamps the chapter with
+    their content, so it executes again only when one of them changes (see tipline.site.build)."""
     global _chapter
     _chapter = chapter
     _recorded.clear()
     _loaded.clear()
-    folder = os.environ.get("TIPLINE_DEPS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / f"{chapter}.txt").write_text("")
 
 
-def _record(name: str) -> None:
+def read() -> list[str] | None:
+    """The datasets loaded since `track()` was called; None when it was not (then count them all)."""
+    return sorted(_recorded) if _chapter else None
+
+
+@contextmanager
+def reading():
+    """The names of the datasets loaded inside the block (answer.json keeps the list beside it)."""
+    names: set[str] = set()
+    _collectors.append(names)
+    try:
+        yield names
+    finally:
+        _collectors.remove(names)
+
+
+def note_read(name: str) -> None:
+    """Count dataset `name` as read (what `load` does; answer.load() for what answer.json was made from)."""
     if name not in _loaded:
         _loaded.append(name)
-    folder = os.environ.get("TIPLINE_DEPS")
-    if folder and _chapter and name not in _recorded:
+    if _chapter:
         _recorded.add(name)
-        with (Path(folder) / f"{_chapter}.txt").open("a") as handle:
-            handle.write(name + "\n")
+    for names in _collectors:
+        names.add(name)
 
 
 def load(name: str) -> pd.DataFrame:
     """One validated dataset by its resource name (e.g. 'recipients')."""
-    _record(name)
+    note_read(name)
     frames = _cached()
     if name not in frames:
         raise KeyError(f"no dataset {name!r}; known: {', '.join(sorted(frames))}")

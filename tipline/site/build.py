@@ -1,53 +1,60 @@
-"""`make book`: validate, execute only what an edit can change (on every core), publish whole.
+"""`make book`: validate, execute in place only the chapters whose inputs changed, build, publish whole.
 
-    python -m tipline.site.build              # what `make book` runs
-    python -m tipline.site.build --notebooks  # `make notebooks`: execute every chapter in place, in parallel
+    python -m tipline.site.build     # what `make book` runs, from the book's folder
 
-1. Every dataset is validated (a broken CSV stops the build) and references.bib is regenerated
-   from data/sources.csv, so the bibliography page follows the sources table.
-2. Each chapter's record (_build/.records/NAME.json, written after it last executed) holds the
-   content hashes of everything its outputs can depend on:
-   * its code cells (prose cells never change an output);
-   * every dataset it read, as listed by tipline.evidence.data.track while it executed (TIPLINE_DEPS):
-     hashes of the data it actually read, so a CSV reverted after an interrupted build can never
-     bring back an output computed from the other version;
-   * every module of the book it imported (tipline/*.py ...), listed from the kernel's
-     sys.modules after its last cell: a change in tipline/presentation/charts.py re-executes only the chapters
-     that imported charts. This is exact for imports; a module that read some other file at
-     execution time would not be seen, which is why the next item exists;
-   * the repository files its code names (scripts/benchmark.json, CITATION.cff);
-   * settings shared by every chapter: data/datapackage.json, requirements.txt, the `execute`
-     section of _config.yml and the Python version.
-   A chapter whose record does not match, or whose outputs are missing from jupyter-cache, is
-   stale. Everything else (title, theme, CSS, _toc.yml, prose) rebuilds pages without executing;
-   a change in the package's code also starts Sphinx from a fresh environment, since Sphinx does
-   not notice that its extensions (tipline.site.sphinx) changed.
-3. Stale chapters execute in a pool of TIPLINE_WORKERS kernels (default: one per core), longest
-   first, one progress line each; their outputs go into jupyter-cache, then their record.
-   Meanwhile Sphinx starts and waits (tipline.site.build is also a Sphinx extension) until every
-   output is cached, then builds the site from the cache into _build/.work without executing.
-   answer.json (tipline/estimates/answer.py) is computed in its own process at the same time, kept under a
-   name made from the datasets it read, the package's code and the pins, and copied into the
-   site at the end, so an edit that cannot change it does not recompute it.
-4. Only when everything succeeded is the new site copied beside _build/html and swapped in by
-   two renames with SIGINT/SIGTERM blocked. A failed build (bad data, a failing chapter, a
-   Sphinx warning) removes _build/html, so nothing stale stays published; an interrupted build
-   (SIGINT, SIGTERM) leaves the previous site exactly as it was.
+The committed notebooks are the one place for the chapters' outputs: what the site shows and what
+nbval compares. Each chapter carries a stamp in its metadata (`tipline`) with the content hashes of
+everything its outputs were computed from:
+
+* its code cells (prose never changes an output);
+* every dataset it read (tipline.evidence.data lists them from `chapter("NAME")` on), including
+  those answer.json was computed from when it calls `answer.load()`: the content actually read,
+  so a CSV reverted after an interrupted build cannot bring back an output of the other version;
+* every module of the book it imported, from the kernel's sys.modules after its last cell (a change
+  in tipline/presentation/charts.py re-executes only the chapters that import it);
+* the repository files its code names (NAMED_FILES);
+* the settings every chapter shares: data/datapackage.json, requirements.txt, the `execute`
+  section of _config.yml and the Python version (major.minor).
+
+1. A lock (_build/.lock) lets one build run at a time in a folder; a second one stops at once.
+2. Every dataset is validated (a broken CSV stops the build, naming file, line and column) and
+   references.bib is regenerated from data/sources.csv.
+3. A chapter whose stamp does not match its inputs is stale. answer.json (tipline.estimates.answer)
+   is computed once, first, unless it is kept already for the current inputs; stale chapters
+   execute in place on every core (TIPLINE_WORKERS, default one per core), longest first, one
+   progress line each, and are written back with their new outputs and stamp. Each kernel runs
+   under tipline.site.sandbox: it can read the book but write only into its own scratch folder
+   (_build/.kernels/NAME), so a cell cannot change data/, _static/ or the notebooks.
+4. Sphinx (`-n -W --keep-going`, execution off) runs in this process and builds the pages from the
+   notebooks into _build/.work. Anything else that shapes the site (title, theme, CSS, table of
+   contents, prose, TIPLINE_PDF, TIPLINE_URL_PREFIX) rebuilds the pages without executing; a change
+   in the package's code or in those two settings starts Sphinx from a fresh tree. When no input
+   changed at all, Sphinx is not started.
+5. Only then is the new site put together beside _build/html (Sphinx's pages plus the files the
+   build lists: the datasets data/datapackage.json names, as plain files, the package itself,
+   answer.json and the benchmark) and swapped in by two renames that no SIGINT/SIGTERM can split.
+
+A failure of any kind ends in one line "BUILD FAILED: <file>: <reason>" and leaves the published
+site as it was; so does an interrupt (SIGINT, SIGTERM), which also stops every kernel and the
+Chromium that prints the PDF, and removes the build's scratch folders.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import io
 import json
 import os
+import pickle
+import re
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 
 BOOK = Path.cwd()  # the Makefile runs this from the book's folder
@@ -55,44 +62,61 @@ BUILD = BOOK / "_build"
 SITE = BUILD / "html"
 WORK = BUILD / ".work"  # Sphinx's own tree (doctrees, html), reused between builds
 DIRTY = WORK / "BUILDING"  # present while Sphinx writes: an interrupted tree is not reused
-RECORDS = BUILD / ".records"
-DEPS = BUILD / ".deps"
-STATE = BUILD / ".inputs.json"
+KERNELS = BUILD / ".kernels"  # each kernel's scratch folder, the only place it may write
+STATE = BUILD / ".site-inputs.json"
+LOCK = BUILD / ".lock"
+LOG = BUILD / "sphinx.log"
+TIMINGS = BUILD / ".timings.json"  # each chapter's last execution time, to start the longest first
 CHAPTERS = BOOK / "chapters"
+STAMP = "tipline"  # the notebook metadata key of a chapter's stamp
 # files a chapter's code may read by name, beside data/ (which tipline.evidence.data tracks)
-NAMED_FILES = {"benchmark.json": "scripts/benchmark.json", "CITATION.cff": "CITATION.cff"}
-# every file the site is made from: when none changed and no chapter is stale, nothing is built
-SITE_INPUTS = ["chapters", "_static", "data", "tipline", "_config.yml", "_toc.yml", "references.bib",
+NAMED_FILES = {"CITATION.cff": "CITATION.cff"}
+# every file the site is made from, beside the chapters' own inputs: when none changed and no
+# chapter is stale, nothing is built (releases/: each published version's figures, which the
+# changes page compares)
+SITE_INPUTS = ["chapters", "_static", "tipline", "_config.yml", "_toc.yml", "references.bib",
                "CITATION.cff", "CHANGELOG.md", "requirements.txt", "pyproject.toml", "scripts/benchmark.json",
-               "releases"]  # releases/: each published version's figures, which the changes page compares
+               "releases"]
+# run after a chapter's last cell: the modules it imported and the datasets it read (None: it never
+# imported tipline.evidence.data, so count every dataset)
 PROBE = ("import sys as _s, json as _j\n"
-         "print(_j.dumps(sorted({getattr(m, '__file__', None) or '' for m in list(_s.modules.values())})))")
+         "_m = sorted({getattr(m, '__file__', None) or '' for m in list(_s.modules.values())})\n"
+         "_d = _s.modules.get('tipline.evidence.data')\n"
+         "print(_j.dumps({'modules': _m, 'datasets': _d.read() if _d else None}))")
 
 
 class Failed(Exception):
-    """The build cannot publish: bad data, a failing chapter or a Sphinx warning."""
+    """The build cannot publish. str() is "<file>: <reason>"; `details` (a traceback, Sphinx's
+    warnings) is printed before the one BUILD FAILED line."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
 
 
 class Interrupted(Exception):
     pass
 
 
-STORE = threading.Lock()  # held while a chapter's outputs and record are written
+STORE = threading.Lock()  # held while a chapter is written back, so an interrupt cannot cut it in half
 
 
-def _hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _file(path: Path) -> str:
-    return _hash(path.read_bytes()) if path.is_file() else "missing"
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
 
 
 def _say(text: str, stream=sys.stdout) -> None:
     print(text, file=stream, flush=True)
 
 
-# ---------------------------------------------------------------- what each chapter depends on
+def _relative(path: Path | str) -> str:
+    try:
+        return Path(path).resolve().relative_to(BOOK.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------- stamps: what each chapter read
 
 def _config() -> dict:
     import yaml
@@ -100,256 +124,363 @@ def _config() -> dict:
     return yaml.safe_load((BOOK / "_config.yml").read_text()) or {}
 
 
-def settings() -> str:
-    """Inputs of every chapter's outputs that are not recorded per chapter."""
+def settings() -> dict:
+    """The inputs of every chapter's outputs that are not recorded per chapter."""
     from ..evidence.data import DATA
 
     execute = json.dumps(_config().get("execute", {}), sort_keys=True)
-    parts = [execute, sys.version, _file(BOOK / "requirements.txt"), _file(DATA / "datapackage.json")]
-    return _hash("\n".join(parts).encode())
+    return {"python": f"{sys.version_info.major}.{sys.version_info.minor}",
+            "requirements.txt": _digest(BOOK / "requirements.txt"),
+            "data/datapackage.json": _digest(DATA / "datapackage.json"),
+            "_config.yml execute": hashlib.sha256(execute.encode()).hexdigest()[:16]}
 
 
 def code_hash(notebook) -> str:
     code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
     kernel = notebook.metadata.get("kernelspec", {}).get("name", "")
-    return _hash(json.dumps([kernel, code]).encode())
+    return hashlib.sha256(json.dumps([kernel, code]).encode()).hexdigest()[:16]
 
 
-def _dataset_files() -> dict[str, Path]:
+def dataset_files() -> dict[str, Path]:
+    """Every dataset data/datapackage.json lists, by resource name."""
     from ..evidence.data import DATA, package
 
-    return {resource["name"]: DATA / resource["path"] for resource in package()["resources"]}
+    return {resource["name"]: DATA / resource["path"] for resource in package(DATA)["resources"]}
 
 
-def stale_reason(chapter: Path, notebook, record: dict | None, datasets: dict[str, Path], shared: str,
-                 cached: bool) -> str | None:
-    """Why `chapter` must execute again, or None when its cached outputs are current."""
-    if record is None:
-        return "never executed"
-    if record.get("code") != code_hash(notebook):
+def stale_reason(notebook, shared: dict | None = None, datasets: dict[str, Path] | None = None) -> str | None:
+    """Why a chapter must execute again (naming the input that changed), or None when its stamp
+    matches its inputs and every code cell has its outputs."""
+    shared = settings() if shared is None else shared
+    datasets = dataset_files() if datasets is None else datasets
+    stamp = notebook.metadata.get(STAMP)
+    if not stamp:
+        return "never executed by make book"
+    if stamp.get("code") != code_hash(notebook):
         return "code changed"
-    if record.get("settings") != shared:
-        return "settings changed"
-    changed = [name for name, digest in record.get("datasets", {}).items()
-               if name not in datasets or _file(datasets[name]) != digest]
+    if any(cell.cell_type == "code" and cell.get("execution_count") is None for cell in notebook.cells):
+        return "outputs missing"
+    changed = sorted(name for name in set(shared) | set(stamp.get("settings", {}))
+                     if stamp.get("settings", {}).get(name) != shared.get(name))
     if changed:
-        return "data changed: " + ", ".join(sorted(changed))
-    changed = [name for name, digest in {**record.get("modules", {}), **record.get("files", {})}.items()
-               if _file(BOOK / name) != digest]
+        return "settings changed: " + ", ".join(changed)
+    changed = sorted(name for name, digest in stamp.get("datasets", {}).items()
+                     if name not in datasets or _digest(datasets[name]) != digest)
     if changed:
-        return "changed: " + ", ".join(sorted(changed))
-    if not cached:
-        return "outputs not in the cache"
+        return "data changed: " + ", ".join(changed)
+    changed = sorted(path for path, digest in {**stamp.get("modules", {}), **stamp.get("files", {})}.items()
+                     if _digest(BOOK / path) != digest)
+    if changed:
+        return "changed: " + ", ".join(changed)
     return None
 
 
-def _cache():
-    from jupyter_cache import get_cache
+def make_stamp(notebook, found: dict, before: dict, shared: dict) -> dict:
+    """The stamp of a chapter just executed: the hashes taken before it started (a file edited
+    meanwhile leaves the stamp stale) of what the probe saw it import and read."""
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    read = found["datasets"] if found["datasets"] is not None else list(before["datasets"])  # no chapter(): all
+    modules = {}
+    for name in found["modules"]:
+        path = Path(name)
+        if path.is_file() and path.is_relative_to(BOOK) and ".venv" not in path.relative_to(BOOK).parts:
+            relative = path.relative_to(BOOK).as_posix()
+            modules[relative] = before["modules"].get(relative) or _digest(path)
+    return {"code": code_hash(notebook), "settings": shared,
+            "datasets": {name: before["datasets"][name] for name in sorted(set(read)) if name in before["datasets"]},
+            "modules": dict(sorted(modules.items())),
+            "files": {path: _digest(BOOK / path) for name, path in NAMED_FILES.items() if name in code}}
 
-    path = _config().get("execute", {}).get("cache") or "_build/.jupyter_cache"
-    return get_cache(str(BOOK / path))
 
+# ---------------------------------------------------------------- executing chapters in place
 
+def kernel_manager(scratch: Path):
+    """nbclient's own asynchronous kernel manager (which raises DeadKernelError within about two
+    seconds of a kernel dying), with the kernel started under tipline.site.sandbox and talking over
+    abstract Unix sockets: no TCP port, no socket file."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
 
+    from . import sandbox
 
-# ---------------------------------------------------------------- executing chapters
-
-def _kernel_manager(folder: str):
-    """Kernels talk over Unix sockets in a private folder: no TCP ports, no plain-text warning."""
-    from jupyter_client.manager import KernelManager
-    from traitlets import CaselessStrEnum, default
-
-    class LocalKernel(KernelManager):
-        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+    class SandboxedKernel(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
 
         @default("ip")
         def _ip_default(self):
-            return os.path.join(folder, uuid.uuid4().hex[:12])
+            return "@tipline-" + uuid.uuid4().hex[:16]
 
-    return LocalKernel
+        @default("connection_file")
+        def _connection_file_default(self):
+            return str(scratch / "kernel.json")
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            return sandbox.command([str(scratch), "/dev"], super().format_kernel_cmd(extra_arguments))
+
+    return SandboxedKernel
 
 
-def execute(chapter: Path, kernel_manager, timeout: int) -> tuple[object, dict, float]:
-    """Run one chapter in a fresh kernel; return the executed notebook, what it used, the time."""
+def kernel_env(scratch: Path) -> dict:
+    """The kernel's environment: the book's own package first, every cache in its scratch folder."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(BOOK)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    for name in ("TMPDIR", "IPYTHONDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "JUPYTER_RUNTIME_DIR"):
+        env[name] = str(scratch)
+    return env
+
+
+def execute(chapter: Path, timeout: int) -> tuple[object, dict, float]:
+    """Run one chapter in a fresh sandboxed kernel; return the executed notebook, what the probe
+    saw it import and read, and the time it took."""
     import nbformat
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    from . import sandbox
 
     notebook = nbformat.read(chapter, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
+    scratch = KERNELS / chapter.stem
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    where = _relative(chapter)
+    current = {"cell": 0}
+    client = NotebookClient(notebook, timeout=timeout, allow_errors=False, record_timing=False, shutdown_kernel="immediate",
+                            kernel_manager_class=kernel_manager(scratch), resources={"metadata": {"path": str(chapter.parent)}},
+                            on_cell_start=lambda cell, cell_index: current.update(cell=cell_index + 1))
+    if not sandbox.available():
+        raise Failed(f"{where}: cannot be executed safely: this system offers no Landlock (Linux 5.13 or later), "
+                     "which keeps a chapter from writing outside its scratch folder")
     start = time.perf_counter()
+    log = (scratch / "kernel.log").open("w")
     try:
-        # "immediate": the outputs are in; a graceful shutdown would idle half a second per chapter
-        NotebookClient(notebook, timeout=timeout, allow_errors=False, record_timing=False, shutdown_kernel="immediate",
-                       kernel_manager_class=kernel_manager, resources={"metadata": {"path": str(chapter.parent)}}
-                       ).execute()
-    except (CellExecutionError, CellTimeoutError) as error:
-        raise Failed(f"chapter {chapter.stem} failed after {time.perf_counter() - start:.1f} s:\n{error}") from None
+        client.execute(env=kernel_env(scratch), stderr=log)
+    except CellExecutionError as error:
+        raise Failed(f"{where}: cell {current['cell']} raised {error.ename}: {error.evalue}".strip(), str(error)) from None
+    except CellTimeoutError:
+        raise Failed(f"{where}: cell {current['cell']} ran longer than the {timeout} s the `execute` section of _config.yml allows") from None
+    except DeadKernelError:
+        log.close()
+        said = (scratch / "kernel.log").read_text(errors="replace").strip()
+        raise Failed(f"{where}: its kernel died in cell {current['cell']} (the process ended: os._exit, a crash, "
+                     "or the out-of-memory killer)", said[-2000:]) from None
+    finally:
+        log.close()
     seconds = time.perf_counter() - start
     probe = notebook.cells.pop()
-    loaded = json.loads("".join(o.get("text", "") for o in probe.outputs if o.get("name") == "stdout"))
-    modules = {}
-    for name in loaded:
-        path = Path(name)
-        if path.is_file() and path.is_relative_to(BOOK) and ".venv" not in path.relative_to(BOOK).parts:
-            modules[path.relative_to(BOOK).as_posix()] = _file(path)
-    return notebook, modules, seconds
+    found = json.loads("".join(o.get("text", "") for o in probe.outputs if o.get("name") == "stdout"))
+    return notebook, found, seconds
 
 
-def _record_path(chapter: Path) -> Path:
-    return RECORDS / f"{chapter.stem}.json"
+def write_back(chapter: Path, notebook, read_as: bytes) -> None:
+    """The executed chapter replaces its file whole; never over an edit made while it executed."""
+    import nbformat
+
+    if chapter.read_bytes() != read_as:
+        raise Failed(f"{_relative(chapter)}: changed while it executed; run `make book` again")
+    part = chapter.with_name(f".{chapter.name}.part")
+    nbformat.write(notebook, part)
+    part.replace(chapter)
 
 
-def store(cache, chapter: Path, executed, modules: dict, seconds: float, datasets: dict[str, Path],
-          shared: str, before: dict[str, str]) -> None:
-    """Outputs into jupyter-cache, then the record: an interrupt between the two leaves no record,
-    so the chapter simply executes again."""
-    from jupyter_cache.base import CacheBundleIn
-
-    _record_path(chapter).unlink(missing_ok=True)
-    cached = cache.cache_notebook_bundle(CacheBundleIn(executed, str(chapter), data={"execution_seconds": seconds}),
-                                         check_validity=False, overwrite=True)
-    deps = DEPS / f"{chapter.stem}.txt"
-    # a chapter that never called chapter("NAME") recorded nothing: count it as reading everything
-    read = deps.read_text().split() if deps.exists() else list(before)
-    code = "\n".join(cell.source for cell in executed.cells if cell.cell_type == "code")
-    record = {
-        "code": code_hash(executed),
-        "settings": shared,
-        # the hashes taken before execution started: a CSV edited meanwhile makes the record stale
-        "datasets": {name: before[name] for name in sorted(set(read)) if name in before},
-        "modules": modules,
-        "files": {path: _file(BOOK / path) for name, path in NAMED_FILES.items() if name in code},
-        "seconds": round(seconds, 2),
-        # checked by its existence, so a build with nothing to execute never opens the cache database
-        "outputs": os.path.relpath(cache._get_notebook_path_cache(cached.hashkey), BOOK),
-    }
-    RECORDS.mkdir(parents=True, exist_ok=True)
-    temporary = _record_path(chapter).with_suffix(".tmp")
-    temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
-    temporary.replace(_record_path(chapter))
+def worker_count() -> int:
+    """Chapters executed at once: one per core unless TIPLINE_WORKERS says otherwise."""
+    return max(1, int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1))
 
 
-# ---------------------------------------------------------------- Sphinx, publishing
-
-def sphinx_waits(app, env, docnames) -> None:
-    """Sphinx extension hook: hold reading until the build's executions are all cached."""
-    go = os.environ.get("TIPLINE_WAIT")
-    while go and not Path(go).exists():
-        time.sleep(0.05)
-    # from here on Sphinx changes its tree: an interrupt until the build succeeds leaves it untrusted
-    # (one while Sphinx still waited, e.g. during the executions, leaves it as good as before)
-    dirty = os.environ.get("TIPLINE_DIRTY")
-    if dirty:
-        Path(dirty).touch()
-
-
-def setup(app):
-    app.connect("env-before-read-docs", sphinx_waits)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+def in_parallel(jobs: list, workers: int) -> None:
+    """Run the callables in `jobs` on `workers` threads in order; the first failure is raised at
+    once, without waiting for the jobs still running (nor on an interrupt)."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(job) for job in jobs]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and future.exception():
+                raise future.exception()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _jupyter_book() -> str:
-    return str(Path(sys.executable).parent / "jupyter-book")
+def uses_answer(notebook) -> bool:
+    """Whether a chapter reads answer.json (it then waits until the build has kept it)."""
+    return any("answer" in cell.source for cell in notebook.cells if cell.cell_type == "code")
 
 
-def start_sphinx(go: Path, log: Path) -> subprocess.Popen:
-    if DIRTY.exists():  # the last Sphinx run was interrupted: its tree is not trusted
+def execute_stale(stale: dict[Path, str], shared: dict) -> Path:
+    """answer.json kept first, then every stale chapter executed in place; returns answer.json."""
+    import nbformat
+
+    from ..estimates import answer
+
+    notebooks = {chapter: nbformat.read(chapter, as_version=4) for chapter in stale}
+    timeout = int(_config().get("execute", {}).get("timeout", 180))
+    datasets = dataset_files()
+    before = {"datasets": {name: _digest(path) for name, path in datasets.items()},
+              "modules": {path.relative_to(BOOK).as_posix(): _digest(path) for path in (BOOK / "tipline").rglob("*.py")}}
+    answered: Future = Future()
+    kept: list[Path] = []
+
+    def keep_answer() -> None:
+        try:
+            kept.append(answer.keep())
+            answered.set_result(True)
+        except Exception as error:  # the chapters waiting for it fail the same way
+            answered.set_exception(error)
+            raise Failed(f"tipline/estimates/answer.py: computing answer.json failed: {type(error).__name__}: {error}",
+                         _traceback()) from None
+
+    done, total = 0, 0.0
+    try:
+        timings = json.loads(TIMINGS.read_text())
+    except (OSError, ValueError):
+        timings = {}
+
+    def run(chapter: Path) -> None:
+        nonlocal done, total
+        if uses_answer(notebooks[chapter]):
+            answered.result()
+        read_as = chapter.read_bytes()
+        executed, found, took = execute(chapter, timeout)
+        executed.metadata[STAMP] = make_stamp(executed, found, before, shared)
+        with STORE:
+            write_back(chapter, executed, read_as)
+            done += 1
+            total += took
+            timings[chapter.stem] = round(took, 2)
+            TIMINGS.write_text(json.dumps(timings, indent=1, sort_keys=True))
+            _say(f"executing {done}/{len(stale)} {chapter.stem} ... {took:.1f} s")
+
+    # without a timing yet, the largest notebooks are taken to be the slowest; those that read
+    # answer.json go after the others, so no worker waits for it while there is other work
+    def order(chapter: Path):
+        return uses_answer(notebooks[chapter]), -timings.get(chapter.stem, chapter.stat().st_size / 1e6)
+
+    chapters = sorted(stale, key=order)
+    workers = worker_count()
+    started = time.perf_counter()
+    in_parallel([keep_answer] + [lambda chapter=chapter: run(chapter) for chapter in chapters], workers)
+    if chapters:
+        _say(f"executed {len(chapters)} chapters in {time.perf_counter() - started:.1f} s on {workers} workers "
+             f"(the chapters' own times add up to {total:.1f} s)")
+    return kept[0]
+
+
+# ---------------------------------------------------------------- Sphinx, in this process
+
+def sphinx(fresh: bool, every_page: bool) -> None:
+    """Build the pages from the notebooks as they are (execution off) into _build/.work, from a
+    fresh tree or rewriting every page if asked; every warning is an error, reported with its file."""
+    from jupyter_book.config import get_final_config
+    from sphinx.application import Sphinx
+    from sphinx.errors import SphinxError
+    from sphinx.util.docutils import docutils_namespace, patch_docutils
+
+    if fresh or DIRTY.exists():  # the code Sphinx runs changed, or its last run was cut short
         shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, TIPLINE_WAIT=str(go), TIPLINE_DIRTY=str(DIRTY), PYTHONUNBUFFERED="1")
-    command = [_jupyter_book(), "build", "-n", "-W", "--keep-going", "--path-output", str(WORK), "."]
-    with log.open("w") as handle:
-        return subprocess.Popen(command, cwd=BOOK, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    DIRTY.touch()
+    config, _ = get_final_config(user_yaml=BOOK / "_config.yml", sourcedir=BOOK, use_external_toc=True,
+                                 cli_config={"external_toc_path": (BOOK / "_toc.yml").as_posix(), "nitpicky": True,
+                                             "latex_individualpages": False})
+    warnings = io.StringIO()
+    with LOG.open("w") as status:
+        class Both(io.TextIOBase):  # Sphinx's warnings, into the log and kept for the failure message
+            def write(self, text):
+                status.write(text)
+                return warnings.write(text)
+
+        saved = WORK / "_build" / ".doctrees" / "environment.pickle"
+        if saved.exists() and not fresh:
+            try:  # Sphinx would start afresh without a word
+                with saved.open("rb") as handle:
+                    pickle.load(handle)
+            except Exception as error:  # noqa: BLE001 (whatever a damaged file raises)
+                _say(f"{_relative(saved)} could not be read ({type(error).__name__}): discarded, every page is read again", sys.stderr)
+                saved.unlink()
+        try:
+            with patch_docutils(BOOK), docutils_namespace():
+                app = Sphinx(srcdir=BOOK, confdir=None, outdir=WORK / "_build" / "html", doctreedir=WORK / "_build" / ".doctrees",
+                             buildername="html", confoverrides=config, status=status, warning=Both(), freshenv=fresh,
+                             warningiserror=True, keep_going=True, parallel=1)
+                app.build(force_all=every_page)
+        except Exception as error:
+            cause = getattr(error, "orig_exc", None) or error.__cause__ or error
+            if isinstance(cause, (pickle.UnpicklingError, EOFError)) and not fresh:  # a saved page, damaged
+                _say(f"{_relative(WORK)}: Sphinx's saved pages were damaged ({type(cause).__name__}: {cause}): "
+                     "discarded, building every page afresh", sys.stderr)
+                return sphinx(fresh=True, every_page=True)
+            if isinstance(error, SphinxError):
+                raise Failed(_sphinx_reason(str(cause)), _traceback()) from None
+            raise
+    if app.statuscode:
+        problems = [line for line in warnings.getvalue().splitlines() if "WARNING" in line or "ERROR" in line]
+        first = problems[0] if problems else "Sphinx failed (see _build/sphinx.log)"
+        raise Failed(_sphinx_reason(first), "\n".join(problems[:40]) + "\n(the full log is _build/sphinx.log)")
+    DIRTY.unlink()
 
 
-BUNDLE_SCRIPT = ("import os, sys, vl_convert\n"
-                 "temporary = sys.argv[1] + '.part'\n"
-                 "open(temporary, 'w').write(vl_convert.javascript_bundle())\n"
-                 "os.replace(temporary, sys.argv[1])\n")
+def _sphinx_reason(text: str) -> str:
+    """A Sphinx message with its paths relative to the book: '<file>: <reason>'."""
+    text = text.replace(str(WORK / "_build" / "html") + "/", "").replace(str(BOOK) + "/", "").strip()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    match = re.match(r"(\S+?):(\d+): (?:WARNING|ERROR): (.*)", text, re.S)
+    if match:
+        return f"{match.group(1)}, line {match.group(2)}: {match.group(3)}"
+    match = re.match(r"(\S+?): (?:WARNING|ERROR): (.*)", text, re.S)
+    return f"{match.group(1)}: {match.group(2)}" if match else text
 
 
-def prepare_chart_bundle() -> None:
-    """Bundle vega for tipline.site.sphinx while the chapters execute, into the file where it keeps the
-    bundle between builds: otherwise a cold build makes it at the very end, on one core. If the
-    file is not complete in time, tipline.site.sphinx simply makes it itself."""
-    from importlib.metadata import version
+def _traceback() -> str:
+    import traceback
 
-    bundle = WORK / "_build" / f".vega-bundle-{version('vl-convert-python')}.js"
-    if not bundle.exists():
-        bundle.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.Popen([sys.executable, "-c", BUNDLE_SCRIPT, str(bundle)], cwd=BOOK)
+    return traceback.format_exc()
 
 
-ANSWER_SCRIPT = "import sys\nfrom tipline.site.build import keep_answer\nkeep_answer(sys.argv[1])\n"
+# ---------------------------------------------------------------- publishing
 
-
-def keep_answer(target) -> None:
-    """Compute answer.json into `target` whole (written beside it, then renamed), recording the
-    datasets it read (tipline.evidence.data.track) for the next build's `answer_file()`."""
-    from ..estimates.answer import write
-    from ..evidence.data import track
-
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    track("answer")
-    write(target.with_name(target.name + ".part")).replace(target)
-
-
-def answer_file() -> Path:
-    """Where the book's answer.json (tipline/estimates/answer.py) is kept between builds, named by the content
-    of everything it is computed from: the datasets it read last time (all of them if unknown), the
-    schema, the package's code and the pinned libraries. A change in the code that makes it read
-    other datasets changes the name too, so the list is never out of date when it is used."""
+def listed_files(kept_answer: Path) -> dict[str, Path]:
+    """What the build publishes beside Sphinx's pages, under data/: the datasets the package lists
+    (plain files inside data/, never links), the package itself, answer.json and the benchmark."""
     from ..evidence.data import DATA
 
-    datasets = _dataset_files()
-    read = DEPS / "answer.txt"
-    names = sorted(set(read.read_text().split()) & set(datasets)) if read.exists() else sorted(datasets)
-    files = [datasets[name] for name in names] + [Path(DATA) / "datapackage.json"]
-    files += sorted((BOOK / "tipline").rglob("*.py")) + [BOOK / "requirements.txt"]
-    key = _hash("".join(path.name + _file(path) for path in files).encode())[:20]
-    return WORK / "_build" / f".answer-{key}.json"
+    folder = DATA.resolve()
+    files = {"datapackage.json": DATA / "datapackage.json", **{path.name: path for path in dataset_files().values()}}
+    for name, path in files.items():
+        if path.is_symlink() or not path.is_file() or path.resolve().parent != folder:
+            raise Failed(f"{_relative(path)}: not published: a dataset must be a plain file inside data/, not a link or a folder")
+    files["answer.json"] = kept_answer
+    benchmark = BOOK / "scripts" / "benchmark.json"
+    if benchmark.is_file():
+        files["benchmark.json"] = benchmark
+    return files
 
 
-def prepare_answer() -> subprocess.Popen | None:
-    """Compute answer.json while the chapters execute (it takes seconds: the model's draws and the
-    funnel fit), instead of at the end of the Sphinx build on one core; None if it is kept already."""
-    target = Path(os.environ.get("TIPLINE_ANSWER") or answer_file())
-    if target.exists():
-        return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for old in target.parent.glob(".answer-*.json*"):
-        old.unlink()
-    with (BUILD / "answer.log").open("w") as log:
-        process = subprocess.Popen([sys.executable, "-c", ANSWER_SCRIPT, str(target)], cwd=BOOK, stdout=log, stderr=subprocess.STDOUT)
-    target.with_name(target.name + ".pid").write_text(str(process.pid))
-    return process
-
-
-def answer_ready() -> Path:
-    """answer.json for this build's inputs, for tipline.site.sphinx at the end of the build: waits for the
-    copy `make book` is computing, or computes it (a plain `jupyter-book build`, or that copy failed:
-    then the same error stops Sphinx)."""
-    target = Path(os.environ.get("TIPLINE_ANSWER") or answer_file())
-    running = target.with_name(target.name + ".pid")
-    while not target.exists() and running.exists():
-        try:
-            os.kill(int(running.read_text()), 0)
-        except (ProcessLookupError, ValueError):
-            break
-        time.sleep(0.05)
-    if not target.exists():
-        keep_answer(target)
-    running.unlink(missing_ok=True)
-    return target
-
-
-def publish() -> None:
-    """Replace _build/html by the new site in two renames that no SIGINT/SIGTERM can split."""
+def publish(files: dict[str, Path]) -> None:
+    """Put the new site together beside _build/html (Sphinx's pages plus `files` in data/), then
+    replace _build/html in two renames that no SIGINT/SIGTERM can split. A failure before the
+    renames (a full disk, a read-only folder) leaves the published site untouched."""
     new, old = BUILD / ".html-new", BUILD / ".html-old"
-    shutil.rmtree(new, ignore_errors=True)
-    shutil.copytree(WORK / "_build" / "html", new)
+
+    def copy(source, target):  # stops at the first file that cannot be written, naming it
+        try:
+            shutil.copy2(source, target, follow_symlinks=False)
+        except OSError as error:
+            raise Failed(f"{_relative(target)}: publishing failed: {error.strerror or error}") from None
+
+    try:
+        shutil.rmtree(new, ignore_errors=True)
+        shutil.copytree(WORK / "_build" / "html", new, copy_function=copy)
+        (new / "data").mkdir(exist_ok=True)
+        for name, source in files.items():
+            copy(source, new / "data" / name)
+    except (OSError, Failed) as error:
+        shutil.rmtree(new, ignore_errors=True)
+        if isinstance(error, Failed):
+            raise
+        raise Failed(f"{_relative(error.filename or new)}: publishing failed: {error.strerror or error}") from None
     signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
@@ -366,41 +497,77 @@ def recover() -> None:
     old = BUILD / ".html-old"
     if old.exists() and not SITE.exists():
         old.rename(SITE)
-    for leftover in (old, BUILD / ".html-new"):
+    for leftover in (old, BUILD / ".html-new", KERNELS):
         shutil.rmtree(leftover, ignore_errors=True)
+    for part in CHAPTERS.glob(".*.ipynb.part"):
+        part.unlink()
 
 
-def site_inputs() -> str:
-    digest = hashlib.sha256()
-    for name in SITE_INPUTS:
-        path = BOOK / name
-        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]
-        for file in files:
-            digest.update(file.relative_to(BOOK).as_posix().encode() + _file(file).encode())
-    return digest.hexdigest()
+def site_inputs() -> dict:
+    """The content of everything the site is made from beside the chapters' stamps ("site"); the
+    code Sphinx runs without watching it, its extensions in tipline/site and the pins ("code": a
+    change starts Sphinx from a fresh tree); and the settings that change the pages ("settings":
+    a change rewrites every page)."""
+    from ..evidence.data import DATA
+    from . import pdf, reader
 
+    def tree(paths: list[Path]) -> str:
+        digest = hashlib.sha256()
+        for path in paths:
+            files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]
+            for file in files:
+                digest.update(f"{file.relative_to(path.parent).as_posix()} {_digest(file)}\n".encode())
+        return digest.hexdigest()
 
-def extensions() -> str:
-    """The code Sphinx runs but does not watch: the book's extensions and the pinned packages."""
-    files = sorted((BOOK / "tipline").rglob("*.py")) + [BOOK / "requirements.txt"]
-    return _hash("".join(_file(path) for path in files).encode())
+    try:
+        prefix = reader.url_prefix()
+    except ValueError as error:
+        raise Failed(f"TIPLINE_URL_PREFIX (environment): {error}") from None
+    return {"site": tree([BOOK / name for name in SITE_INPUTS] + [DATA]),
+            "code": tree([BOOK / "tipline" / "site", BOOK / "requirements.txt"]),
+            "settings": {"pdf": pdf.wanted(), "url_prefix": prefix}}
 
 
 def write_bibliography() -> None:
     """references.bib from data/sources.csv (python -m tipline.site.bib), when either has changed."""
-    from . import bib
     from ..evidence.data import DATA
+    from . import bib
 
     target, seen = BOOK / "references.bib", BUILD / ".bib-inputs"
-    inputs = _hash("".join(_file(p) for p in (DATA / "sources.csv", Path(bib.__file__), target)).encode())
-    if seen.exists() and seen.read_text() == inputs:
+
+    def inputs() -> str:
+        return "".join(_digest(path) for path in (DATA / "sources.csv", Path(bib.__file__), target))
+
+    if seen.exists() and seen.read_text() == inputs():
         return
-    text = bib.render()
+    text = bib.render(DATA)
     if not target.exists() or target.read_text() != text:
         target.write_text(text)
         _say("references.bib regenerated from data/sources.csv")
-        inputs = _hash("".join(_file(p) for p in (DATA / "sources.csv", Path(bib.__file__), target)).encode())
-    seen.write_text(inputs)
+    seen.write_text(inputs())
+
+
+@contextmanager
+def lock():
+    """One build at a time in this folder: a second one stops at once, touching nothing."""
+    try:
+        BUILD.mkdir(exist_ok=True)
+        handle = LOCK.open("a+")
+    except OSError as error:
+        raise Failed(f"{_relative(error.filename or LOCK)}: cannot write: {error.strerror}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise Failed(f"{_relative(LOCK)}: another `make book` (process {holder}) is building this book; "
+                         "wait for it to finish") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
 
 
 # ---------------------------------------------------------------- the build
@@ -412,151 +579,43 @@ def build() -> int:
     from ..evidence.data import DataError
 
     started = time.perf_counter()
-    BUILD.mkdir(exist_ok=True)
     recover()
     try:
         validate()
     except DataError as error:
-        raise Failed(f"invalid data: {error}") from None
+        raise Failed(str(error)) from None
     write_bibliography()
 
-    datasets = _dataset_files()
-    before = {name: _file(path) for name, path in datasets.items()}
     shared = settings()
+    datasets = dataset_files()
     chapters = sorted(CHAPTERS.glob("*.ipynb"))
-    stale, seconds = {}, {}
+    stale = {}
     for chapter in chapters:
-        notebook = nbformat.read(chapter, as_version=4)
-        path = _record_path(chapter)
-        record = json.loads(path.read_text()) if path.exists() else None
-        cached = bool(record and record.get("outputs") and (BOOK / record["outputs"]).is_file())
-        reason = stale_reason(chapter, notebook, record, datasets, shared, cached)
+        reason = stale_reason(nbformat.read(chapter, as_version=4), shared, datasets)
         if reason:
             stale[chapter] = reason
-            # without a timing yet, the largest notebooks are taken to be the slowest
-            seconds[chapter] = (record or {}).get("seconds", chapter.stat().st_size / 1e6)
-    inputs = {"site": site_inputs(), "extensions": extensions()}
     try:
         old = json.loads(STATE.read_text()) if STATE.exists() else {}
     except ValueError:
         old = {}
-    if not stale and SITE.joinpath("index.html").exists() and old == inputs:
+    from ..estimates import kept
+
+    if not stale and SITE.joinpath("index.html").exists() and kept.kept_path().exists() and old == site_inputs():
         _say("nothing changed since the last build: _build/html is up to date")
         return 0
-    if old.get("extensions") != inputs["extensions"]:
-        shutil.rmtree(WORK, ignore_errors=True)  # Sphinx does not notice its extensions' code change
-    _say(f"{len(chapters)} chapters: {len(stale)} to execute, {len(chapters) - len(stale)} from the cache")
+    _say(f"{len(chapters)} chapters: {len(stale)} to execute, {len(chapters) - len(stale)} up to date")
     for reason in sorted(set(stale.values())):
         _say(f"  {reason}: " + ", ".join(c.stem for c, why in stale.items() if why == reason))
-    for chapter in stale:
-        os.utime(chapter)  # Sphinx reads a chapter again only when its file is newer
     STATE.unlink(missing_ok=True)
-
-    runtime = Path(tempfile.mkdtemp(prefix="tipline-"))
-    go = runtime / "go"
-    log = BUILD / "sphinx.log"
-    # the book's own package, not whichever copy is installed, in the kernels and in Sphinx
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(BOOK)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    os.environ["TIPLINE_DEPS"] = str(DEPS)
-    # named before the computation starts, which rewrites the list of datasets it read
-    os.environ["TIPLINE_ANSWER"] = str(answer_file())
-    answer = prepare_answer()
-    sphinx = start_sphinx(go, log)
-    prepare_chart_bundle()
-    try:
-        workers = worker_count()
-        timeout = int(_config().get("execute", {}).get("timeout", 180))
-        order = sorted(stale, key=lambda c: -seconds[c])  # longest first: no long chapter runs alone at the end
-        kernel = _kernel_manager(str(runtime))
-        cache = _cache() if order else None
-        done, total = 0, 0.0
-        executing = time.perf_counter()
-
-        def run(chapter: Path) -> None:
-            nonlocal done, total
-            (DEPS / f"{chapter.stem}.txt").unlink(missing_ok=True)
-            executed, modules, took = execute(chapter, kernel, timeout)
-            with STORE:
-                store(cache, chapter, executed, modules, took, datasets, shared, before)
-                done += 1
-                total += took
-                _say(f"executing {done}/{len(order)} {chapter.stem} ... {took:.1f} s")
-
-        if order:
-            in_parallel(run, order, workers)
-            _say(f"executed {len(order)} chapters in {time.perf_counter() - executing:.1f} s on {workers} workers "
-                 f"(the chapters' own times add up to {total:.1f} s)")
-        go.touch()
-        pages = time.perf_counter()
-        while sphinx.poll() is None:
-            if answer is not None:
-                answer.poll()  # reaps it when done, so that Sphinx sees it has ended (answer_ready)
-            time.sleep(0.05)
-        if answer is not None and answer.wait() != 0:
-            raise Failed("computing answer.json failed (log in _build/answer.log):\n"
-                         + (BUILD / "answer.log").read_text()[-3000:])
-        if sphinx.returncode != 0:
-            lines = log.read_text().splitlines(True)
-            problems = [line for line in lines if "WARNING" in line or "ERROR" in line]
-            raise Failed("Sphinx failed (warnings are errors; full log in _build/sphinx.log):\n"
-                         + "".join(problems[:40]) + "".join(lines[-15:]))
-        _say(f"built the pages in {time.perf_counter() - pages:.1f} s")
-        DIRTY.unlink(missing_ok=True)
-        publish()
-    finally:
-        if answer is not None and answer.poll() is None:
-            answer.kill()
-            answer.wait()
-        if sphinx.poll() is None:
-            sphinx.kill()
-            sphinx.wait()
-        shutil.rmtree(runtime, ignore_errors=True)
+    kept = execute_stale(stale, shared)
+    shutil.rmtree(KERNELS, ignore_errors=True)
+    inputs = site_inputs()  # after the executions, which rewrote the stale chapters
+    pages = time.perf_counter()
+    sphinx(fresh=old.get("code") != inputs["code"], every_page=old.get("settings") != inputs["settings"])
+    _say(f"built the pages in {time.perf_counter() - pages:.1f} s")
+    publish(listed_files(kept))
     STATE.write_text(json.dumps(inputs))
     _say(f"published _build/html in {time.perf_counter() - started:.1f} s")
-    return 0
-
-
-def worker_count() -> int:
-    """Chapters executed at once: one per core unless TIPLINE_WORKERS says otherwise."""
-    return max(1, int(os.environ.get("TIPLINE_WORKERS") or os.cpu_count() or 1))
-
-
-def in_parallel(run, chapters: list[Path], workers: int) -> None:
-    """`run(chapter)` for every chapter on `workers` threads; the first failure is raised at once,
-    without waiting for the chapters still running (nor on an interrupt)."""
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        futures = [pool.submit(run, chapter) for chapter in chapters]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:
-            if future.done() and future.exception():
-                raise future.exception()
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def notebooks(chapters: list[Path]) -> int:
-    """Execute chapters in place on every core (for committing their outputs: nbval compares them)."""
-    import nbformat
-
-    runtime = tempfile.mkdtemp(prefix="tipline-")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(BOOK)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    kernel = _kernel_manager(runtime)
-    timeout = int(_config().get("execute", {}).get("timeout", 180))
-    lock, done = threading.Lock(), 0
-
-    def run(chapter: Path) -> None:
-        nonlocal done
-        executed, _, took = execute(chapter, kernel, timeout)
-        nbformat.write(executed, chapter)
-        with lock:
-            done += 1
-            _say(f"executing {done}/{len(chapters)} {chapter.stem} ... {took:.1f} s")
-
-    try:
-        in_parallel(run, chapters, worker_count())
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
     return 0
 
 
@@ -565,51 +624,57 @@ def _interrupt(signum, frame):
 
 
 def _stop_children() -> None:
-    """Kernels run in their own sessions, so a terminal's Ctrl-C does not reach them."""
-    import psutil
+    """Kernels (and the Chromium that prints the PDF) run in their own sessions, so a terminal's
+    Ctrl-C does not reach them: stop every process this build started."""
+    try:
+        import psutil
 
-    for child in psutil.Process().children(recursive=True):
+        children = psutil.Process().children(recursive=True)
+    except Exception:  # noqa: BLE001 (nothing to stop, or no way to list them)
+        return
+    for child in children:
         try:
             child.kill()
-        except psutil.Error:
+        except Exception:  # noqa: BLE001
             pass
+
+
+def _failed_where(error: BaseException) -> str:
+    """An unexpected exception as '<file of the book>, line N: <type>: <message>'."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith(str(BOOK)) and ".venv" not in f.filename]
+    where = f"{_relative(frames[-1].filename)}, line {frames[-1].lineno}" if frames else "tipline/site/build.py"
+    return f"{where}: {type(error).__name__}: {error}"
 
 
 def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    # the book's own package, not whichever copy is installed, in this process and its kernels
+    sys.path.insert(0, str(BOOK))
     try:
-        if "--notebooks" in sys.argv:
-            chosen = [Path(arg).resolve() for arg in sys.argv[1:] if arg.endswith(".ipynb")]
-            return notebooks(chosen or sorted(CHAPTERS.glob("*.ipynb")))
-        try:
-            return build()
-        except (Interrupted, Failed):
-            raise
-        except Exception:  # anything unexpected fails the build the same way, with its traceback
-            import traceback
-
-            raise Failed(traceback.format_exc()) from None
+        with lock():
+            try:
+                return build()
+            except BaseException as error:
+                # still holding the lock: stop what this build started and remove its scratch folders
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                STORE.acquire(timeout=30)  # let a chapter being written back finish
+                _stop_children()
+                shutil.rmtree(KERNELS, ignore_errors=True)
+                if isinstance(error, (Interrupted, Failed)):
+                    raise
+                raise Failed(_failed_where(error), _traceback()) from None  # anything unexpected, named
     except Interrupted as stop:
-        STORE.acquire(timeout=30)  # let a chapter being stored finish: cache and record stay consistent
-        _stop_children()
-        if "--notebooks" in sys.argv:
-            _say(f"interrupted ({stop})", sys.stderr)
-            os._exit(130)
-        shutil.rmtree(WORK, ignore_errors=True)
-        _say(f"interrupted ({stop}): nothing was published, the previous site in _build/html is unchanged", sys.stderr)
-        status = 130
+        status, lines = 130, [f"interrupted ({stop}): nothing was published, the previous site in _build/html is unchanged"]
     except Failed as error:
-        STORE.acquire(timeout=30)
-        _stop_children()
-        _say(str(error), sys.stderr)
-        if "--notebooks" in sys.argv:
-            os._exit(1)
-        shutil.rmtree(SITE, ignore_errors=True)
-        shutil.rmtree(WORK, ignore_errors=True)
-        STATE.unlink(missing_ok=True)
-        _say("BUILD FAILED: nothing was published", sys.stderr)
         status = 1
+        lines = [error.details.rstrip(), f"BUILD FAILED: {error} (nothing was published; _build/html is as it was)"]
+    for line in lines:
+        if line:
+            _say(line, sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)  # do not wait for worker threads whose kernels were just stopped

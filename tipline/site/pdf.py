@@ -22,9 +22,7 @@ from pathlib import Path
 
 import yaml
 
-CHROMIUM = Path(os.environ.get("TIPLINE_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+from .browser import ARGS, CHROMIUM  # the arguments the tests and the benchmark use too
 NAME = "book.pdf"
 
 

@@ -4,8 +4,8 @@
   vl-convert-python package, wrapped in a function so its top-level names cannot clash
   with Sphinx's, and the code that draws every chart spec of the page) and adds it only to
   pages that contain a chart;
-* (the datasets reach <site>/data/ through html_extra_path: _extra/data links to data/; the
-  benchmark the reproducibility appendix charts is copied beside them here);
+* (the datasets, answer.json and the benchmark reach <site>/data/ when `make book` publishes the
+  site: tipline.site.build lists them);
 * gives every page a Content-Security-Policy, unconditionally: a meta tag that Sphinx's page
   template writes among its first <meta> tags (the `metatags` of the page context), before
   anything that could load or run. It runs scripts only from the site's own files plus, by
@@ -29,6 +29,7 @@ import base64
 import hashlib
 import re
 import shutil
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -79,10 +80,19 @@ def _write_bundle(outdir: Path) -> None:
 
     target = outdir / "_static" / BUNDLE
     target.parent.mkdir(parents=True, exist_ok=True)
-    # bundling takes over a second: keep the result beside the site, keyed by the package version
+    # bundling takes over a second: keep the result beside the site, keyed by the package version,
+    # with its hash, so a damaged copy is made again rather than published
     cached = outdir.parent / f".vega-bundle-{version('vl-convert-python')}.js"
-    if not cached.exists():
-        cached.write_text(vl_convert.javascript_bundle())
+    digest = cached.with_name(cached.name + ".sha256")
+    if cached.exists() and (not digest.exists() or hashlib.sha256(cached.read_bytes()).hexdigest() != digest.read_text()):
+        print(f"{cached}: damaged (its hash does not match): removed, bundling again", file=sys.stderr, flush=True)
+        cached.unlink()
+    if not cached.exists():  # written whole: an interrupted build never leaves half a bundle to reuse
+        bundle = vl_convert.javascript_bundle()
+        part = cached.with_name(cached.name + ".part")
+        part.write_text(bundle)
+        digest.write_text(hashlib.sha256(part.read_bytes()).hexdigest())
+        part.replace(cached)
     code = "(function(){\n" + cached.read_text() + "\n})();\n" + HELPER
     if not target.exists() or target.read_text() != code:
         target.write_text(code)
@@ -381,17 +391,6 @@ def _finished(app, exception) -> None:
             asset.write_text(re.sub(r"\n?/[/*]# sourceMappingURL=\S+?(?: \*/)?\s*$", "\n", text), encoding="utf-8")
     _check_pages(outdir)
     shutil.copy2(outdir / "_static" / "favicon.svg", outdir / "favicon.svg")
-    target = outdir / "data"  # filled from data/ by html_extra_path (_extra/data is a link to it)
-    from .build import answer_ready
-
-    target.mkdir(exist_ok=True)
-    # the book's headline figures, machine-readable (tipline/estimates/answer.py): `make book` computes them
-    # while the chapters execute and Sphinx works; a plain `jupyter-book build` computes them here
-    kept = answer_ready()
-    shutil.copy2(kept, target / "answer.json")
-    benchmark = Path(app.srcdir) / "scripts" / "benchmark.json"
-    if benchmark.exists():  # the measurements behind the reproducibility appendix's chart
-        shutil.copy2(benchmark, target / benchmark.name)
 
 
 def setup(app):

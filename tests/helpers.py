@@ -1,0 +1,343 @@
+"""What the tests share beside conftest.py's fixtures: the repository's paths, copies of the book and
+builds of them, the parsers of a build's output, edits of data/, and the browser's arguments.
+
+The books a session builds once, each in its own folder under pytest's session folder, started in
+the background as soon as a full run is configured (conftest.pytest_configure) or when a fixture
+first asks for one (`start`), and waited for through a file lock the building process holds until
+it has finished (`finished`):
+
+* "site": the repository as it is, built with the PDF (TIPLINE_PDF=1): what the browser, reader and
+  link tests read;
+* "edited": a copy of "site" rebuilt after independent data edits (`edit_copy`), each in its own
+  file and field, each checked by its own test;
+* "mini": a book of three small chapters reading data/recipients.csv and the bibliography page
+  (`make_mini`), for the build's own cases: failures, interrupts, locks, settings, the sandbox.
+  Each case works on a copy of it (`copy_built`), so no case costs a build of the whole book.
+
+    python tests/helpers.py variant NAME FOLDER   # (what `start` runs in the background)
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import functools
+import gzip
+import hashlib
+import http.server
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+sys.path.insert(0, str(ROOT))
+from tipline.site.browser import ARGS as BROWSER_ARGS, CHROMIUM  # noqa: E402,F401 (one argument list for tests, bench and pdf)
+
+IGNORE = shutil.ignore_patterns(".venv", "_build", ".git", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis")
+# settings that change what a build makes: a test build gets only those it asks for
+SETTINGS = ("TIPLINE_DATA", "TIPLINE_PDF", "TIPLINE_URL_PREFIX", "TIPLINE_WORKERS", "PYTHONPATH")
+
+
+# ---------------------------------------------------------------- copies and builds
+
+def copy_repo(target: Path) -> Path:
+    """A working copy of the repository (sources only) for tests that edit or build it."""
+    shutil.copytree(ROOT, target, ignore=IGNORE)
+    return target
+
+
+def copy_built(book: Path, target: Path) -> Path:
+    """A copy of a built book (its folder, or its _build/html), its _build included, so a test can
+    start from a published book and rebuild only what its change touches."""
+    book = book.parents[1] if book.name == "html" else book
+    shutil.copytree(book, target, symlinks=True, ignore=shutil.ignore_patterns("screenshots", "__pycache__"))
+    return target
+
+
+def book_command(repo: Path, **settings: str) -> tuple[list[str], dict]:
+    """`make book` in a copy, with only the given settings (e.g. TIPLINE_PDF="1")."""
+    env = {name: value for name, value in os.environ.items() if name not in SETTINGS}
+    env.update(settings)
+    # -o: never (re)install into the shared virtual environment from a temporary copy
+    return ["make", "-o", f"{VENV}/bin/jupyter-book", "book", f"VENV={VENV}"], env
+
+
+def make_book(repo: Path, timeout: int = 900, **settings: str) -> subprocess.CompletedProcess:
+    command, env = book_command(repo, **settings)
+    return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def executed(output: str) -> set[str]:
+    """The chapters a build executed, from its progress lines ("executing 3/14 02_reporters ... 1.8 s")."""
+    return set(re.findall(r"^executing \d+/\d+ (\S+) \.\.\. ", output, re.M))
+
+
+def stale(output: str) -> dict[str, str]:
+    """Why each stale chapter had to execute, from the build's reason lines
+    ("  data changed: recipients, sources: 01_referral, summary")."""
+    reasons = {}
+    for line in re.findall(r"^  (.+: .+)$", output.split("\nexecuting ")[0], re.M):
+        why, names = line.rsplit(": ", 1)
+        reasons.update(dict.fromkeys(names.split(", "), why))
+    return reasons
+
+
+def failure(result: subprocess.CompletedProcess) -> str:
+    """The one BUILD FAILED line a failed build ends with (asserting there is exactly one, last)."""
+    assert result.returncode != 0, result.stdout[-2000:]
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "BUILD FAILED" in line]
+    assert len(lines) == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    # make's own "make: *** [Makefile:NN: book] Error 1" follows what the build said
+    last = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("make: ***")][-1]
+    assert last == lines[0], f"the BUILD FAILED line is not the last one:\n{result.stderr[-2000:]}"
+    return lines[0]
+
+
+def snapshot(site: Path) -> dict[str, str]:
+    """Every file of a site with the hash of its content."""
+    return {p.relative_to(site).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(site.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- edits of data/
+
+def set_cell(path: Path, key: str, column: str, value: str) -> None:
+    """Set `column` of the row whose first cell is `key` in a CSV file."""
+    rows = list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"))))
+    row = next(r for r in rows if r[0] == key)
+    row[rows[0].index(column)] = value
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def replace_once(path: Path, old: str, new: str) -> None:
+    """Replace the one occurrence of `old`, keeping every other byte (some files end lines in CRLF)."""
+    text = path.read_bytes().decode("utf-8")
+    assert text.count(old) == 1, f"{path.name}: {old!r} occurs {text.count(old)} times"
+    path.write_bytes(text.replace(old, new).encode("utf-8"))
+
+
+class EditedData:
+    """A copy of data/ to edit (the `edited_data` fixture): `set_cell`, `replace` and `path`."""
+
+    def __init__(self, folder: Path):
+        self.path = folder
+        shutil.copytree(ROOT / "data", folder)
+
+    def set_cell(self, name: str, key: str, column: str, value: str) -> Path:
+        set_cell(self.path / name, key, column, value)
+        return self.path / name
+
+    def replace(self, name: str, old: str, new: str) -> Path:
+        replace_once(self.path / name, old, new)
+        return self.path / name
+
+
+# ---------------------------------------------------------------- the edited copy of the book
+
+RECIPIENTS = ("2024,icac,actionable,816361", "2024,icac,actionable,826361")  # one value in a charted CSV
+HOSTILE = '<script>window.__pwned = 1</script><img src="data:," onerror="window.__pwned = 2"> --> <!--<script> </script>'
+HOSTILE_JUSTIFICATION = "A hostile justification for the range: " + HOSTILE  # assumptions.csv, a Styler table
+HOSTILE_NOTE = "A hostile note. " + HOSTILE  # policy_events.csv, chapter 5's chart tooltips
+# the datasets the edited copy changes, by the names its build reports them with
+EDITED_DATASETS = {"recipients", "assumptions", "policy_events"}
+
+
+def edit_copy(repo: Path) -> None:
+    """The edits of the session's edited copy, each in its own file."""
+    replace_once(repo / "data" / "recipients.csv", *RECIPIENTS)
+    set_cell(repo / "data" / "assumptions.csv", "conviction_share", "justification", HOSTILE_JUSTIFICATION)
+    set_cell(repo / "data" / "policy_events.csv", "2024-05-07", "description", HOSTILE_NOTE)
+
+
+# ---------------------------------------------------------------- the mini book
+
+MINI = ("mini_a", "mini_b", "mini_c")
+SOURCE_TITLE = ("CY 2023 Report to the Committees", "CY 2023 Retitled Report to the Committees")  # a bibliography entry
+
+
+def mini_chapter(name: str, extra: str = "") -> object:
+    """A chapter that glues one value of data/recipients.csv into its prose (and runs `extra`)."""
+    import nbformat
+
+    code = nbformat.v4.new_code_cell
+    cells = [code(f'from tipline import chapter, load\nfrom tipline.presentation.text import count, say\nchapter("{name}")',
+                  metadata={"tags": ["remove-cell"]}),
+             code('rows = load("recipients")\n'
+                  'icac = rows[(rows["year"] == 2024) & (rows["recipient"] == "icac") & (rows["label"] == "actionable")]\n'
+                  f'say("{name}_icac", count(icac["reports"].sum()))' + (f"\n{extra}" if extra else ""),
+                  metadata={"tags": ["remove-cell"]}),
+             nbformat.v4.new_markdown_cell(f"# Chapter {name}\n\nIn 2024 NCMEC made {{glue:text}}`{name}_icac` "
+                                           "actionable reports available to ICAC task forces.")]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return notebook
+
+
+def write_chapter(repo: Path, name: str, extra: str = "") -> Path:
+    import nbformat
+
+    path = repo / "chapters" / f"{name}.ipynb"
+    nbformat.write(mini_chapter(name, extra), path)
+    return path
+
+
+def make_mini(target: Path) -> Path:
+    """A copy of the repository whose book is three small chapters and the bibliography page."""
+    repo = copy_repo(target)
+    for chapter in (repo / "chapters").glob("*.ipynb"):
+        chapter.unlink()
+    for name in MINI:
+        write_chapter(repo, name)
+    (repo / "_toc.yml").write_text("format: jb-book\nroot: chapters/mini_a\nchapters:\n"
+                                   + "".join(f"  - file: chapters/{name}\n" for name in MINI[1:] + ("bibliography",)))
+    return repo
+
+
+# ---------------------------------------------------------------- the session's books
+
+class Built:
+    """A book the session built (see the module's docstring), once its build has finished."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.repo = folder / "book"
+        self.site = self.repo / "_build" / "html"
+        self.status = (folder / "status").read_text().strip() if (folder / "status").exists() else "never finished"
+
+    def log(self, name: str) -> str:
+        path = self.folder / name
+        return path.read_text() if path.exists() else ""
+
+    def page(self, name: str) -> str:
+        return (self.site / "chapters" / f"{name}.html").read_text(encoding="utf-8")
+
+
+def start(folder: Path, name: str) -> None:
+    """Start building book `name` in folder/name unless it was started; the building process holds
+    folder/name.lock (taken here, before it starts) until it has finished."""
+    with (folder / "start.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if (folder / name).exists():
+            return
+        (folder / name).mkdir()
+        lock = (folder / f"{name}.lock").open("w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.Popen([sys.executable, __file__, "variant", name, str(folder)], cwd=ROOT, start_new_session=True,
+                         pass_fds=[lock.fileno()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lock.close()  # the child's copy of the descriptor keeps the lock until it exits
+
+
+def finished(folder: Path, name: str) -> Built:
+    """Book `name` once its build has finished (started if it was not)."""
+    start(folder, name)
+    with (folder / f"{name}.lock").open() as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # waits for the building process to end
+    return Built(folder / name)
+
+
+def _build_variant(name: str, folder: Path) -> None:
+    """(In the background process.) Build book `name`; its outputs and status go into folder/name."""
+    out = folder / name
+
+    def run(repo: Path, label: str, **settings) -> subprocess.CompletedProcess:
+        result = make_book(repo, **settings)
+        (out / f"{label}.out").write_text(result.stdout)
+        (out / f"{label}.err").write_text(result.stderr)
+        return result
+
+    try:
+        if name == "site":
+            status = run(copy_repo(out / "book"), "build", TIPLINE_PDF="1").returncode
+        elif name == "mini":
+            status = run(make_mini(out / "book"), "build").returncode
+        elif name == "edited":
+            site = finished(folder, "site")
+            if site.status != "0":
+                raise RuntimeError("the shared build failed")
+            repo = copy_built(site.repo, out / "book")
+            edit_copy(repo)
+            status = run(repo, "build").returncode
+        else:
+            raise ValueError(name)
+    except BaseException as error:  # noqa: BLE001 (said in the status, for the waiting tests)
+        status = f"error: {error!r}"
+    (out / "status").write_text(str(status))
+
+
+
+# ---------------------------------------------------------------- serving a site as GitHub Pages does
+
+class Compressing(http.server.SimpleHTTPRequestHandler):
+    """Serves text assets gzip-compressed when the browser asks, as GitHub Pages does (the page-weight
+    test and `make bench` measure with it)."""
+    TEXT = {".html", ".js", ".css", ".json", ".svg", ".csv", ".txt"}
+    compressed: dict[tuple, bytes] = {}  # (path, size, mtime): gzipped bytes, so each file is compressed once
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if path.is_file() and path.suffix in self.TEXT and "gzip" in self.headers.get("Accept-Encoding", ""):
+            stat = path.stat()
+            key = (str(path), stat.st_size, stat.st_mtime_ns)
+            if key not in self.compressed:
+                self.compressed[key] = gzip.compress(path.read_bytes())
+            body = self.compressed[key]
+            self.send_response(200)
+            self.send_header("Content-Type", self.guess_type(str(path)))
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            super().do_GET()
+
+
+@contextlib.contextmanager
+def serving(site: Path, handler=Compressing):
+    """The site at http://127.0.0.1:PORT for the duration of the block (yields the address)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def wait_for_charts(page) -> int:
+    """Wait until every chart of the page has drawn its marks; the number of charts."""
+    expected = page.locator(".tipline-chart").count()
+    if expected:
+        page.wait_for_function(
+            f"document.querySelectorAll('.tipline-chart svg.marks, .tipline-chart canvas.marks').length >= {expected}",
+            timeout=30000)
+    return expected
+
+
+def page_weight(browser, url: str) -> dict:
+    """What a first-time reader downloads for one page (an empty cache), and how long its charts
+    take to draw after the load event."""
+    context = browser.new_context()
+    page = context.new_page()
+    sizes = []
+    page.on("requestfinished", lambda request: sizes.append(request.sizes()["responseBodySize"]))
+    page.goto(url, wait_until="load")
+    charts = wait_for_charts(page)
+    drawn = page.evaluate("(performance.now() - performance.getEntriesByType('navigation')[0].loadEventEnd) / 1000") if charts else 0.0
+    page.wait_for_load_state("networkidle")
+    resources = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)") + [page.url]
+    context.close()
+    return {"charts": charts, "requests": len(sizes), "bytes": int(sum(sizes)), "resources": resources,
+            "charts_drawn_after_load_seconds": round(max(drawn, 0.0), 3)}
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["variant"]:
+    _build_variant(sys.argv[2], Path(sys.argv[3]))
