@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..estimates import condition, funnels, outcomes
+from ..evidence.data import sources
 from .text import estimate, percent
 
 FIT = alt.AutoSizeParams(type="fit-x", contains="padding")
@@ -70,6 +71,14 @@ def _along(chart: alt.Chart, level: str = "datum.Value / datum.Share") -> alt.Ch
         f"datum['Reports per case'] >= 1 && datum['Reports per case'] <= {PER_CASE_MAX}")
 
 
+def source_names(ids: str) -> str:
+    """'wsj_wi_icac_2014; owh_ne_icac_2021' -> 'Wisconsin State Journal, 2014; Omaha World-Herald, 2021':
+    the publisher and year of each source, as a reader would cite it (the full entry is in the source note)."""
+    registry = sources()
+    return "; ".join(f"{registry.loc[name, 'publisher']}, {str(registry.loc[name, 'published'])[:4]}"
+                     for name in ids.split("; ") if name)
+
+
 def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.LayerChart:
     """The plane of the two unknowns: share of ICAC investigations begun by a report (x) and
     reports per such investigation (y, log). "No case opened" comes first below each year's line
@@ -107,7 +116,7 @@ def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.
         "Bounds": bounds["quantity"].map(condition.QUANTITIES), "Value": bounds["high"].round(3),
         "Level": (bounds["quantity"] == "per_case").astype(int),
         "Counts": [f"{t:,} tips, {c:,} {m.replace('_', ' ')}" for t, c, m in zip(bounds["tips"], bounds["cases"], bounds["measure"])],
-        "Grade": bounds["grade"].map(GRADE_WORDS), "Sources": bounds["source_ids"]})
+        "Grade": bounds["grade"].map(GRADE_WORDS), "Sources": bounds["source_ids"].map(source_names)})
     evidence_lines = _along(alt.Chart(bounds), "datum.Level ? datum.Value : datum.Value / datum.Share").mark_line(
         strokeWidth=1.5, opacity=0.9).encode(
         x=x, y=y, detail="Task force:N",

@@ -624,8 +624,8 @@ def _pdf(app, exception) -> None:
 
 def _header_links(app, config) -> None:
     """The page header shows the PDF and "Cite this page" beside the theme's own buttons: a theme
-    option (article_header_end) naming a template of ours, so no page is rewritten. The same
-    templates folder holds layout.html (the theme's layout without the search tools on every page)."""
+    option (article_header_end) naming a template of ours, so no page is rewritten. (The page layout
+    itself, without inline code or the search tools on every page, is _templates/layout.html.)"""
     config.templates_path = [*config.templates_path, str(Path(__file__).parent / "templates")]
     options = dict(config.html_theme_options or {})
     options["article_header_end"] = ["tipline-reader-links.html", "article-header-buttons.html"]
