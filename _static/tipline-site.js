@@ -20,6 +20,13 @@
       }
     });
   });
+  // On narrow screens the theme shows the navigation and the page's contents in a <dialog>; a
+  // link followed from it (a section of the same page, most often) closes it, as readers expect.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("dialog a[href]");
+    var dialog = link && link.closest("dialog");
+    if (dialog && dialog.open) { dialog.close(); }
+  });
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-tipline-action]");
     if (button && actions[button.getAttribute("data-tipline-action")]) {

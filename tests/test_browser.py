@@ -283,3 +283,75 @@ def test_every_chart_offers_svg_and_png_downloads_and_nothing_else(built_site, s
         page.reload()
         _wait_for_charts(page)
     page.close()
+
+
+# ---------------------------------------------------------------- navigation at every width
+
+def _clickable(page, locator) -> bool:
+    """Whether a reader can click `locator` now: it is inside the viewport and it, not something
+    drawn over it, is what a click at its centre reaches (no scrolling: a drawer off-screen fails)."""
+    return locator.evaluate("""el => { const r = el.getBoundingClientRect();
+        if (r.width < 1 || r.height < 1 || r.right > innerWidth || r.bottom > innerHeight || r.left < 0 || r.top < 0) return false;
+        const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return !!hit && (hit === el || el.contains(hit)); }""")
+
+
+def _visible_one(page, selector):
+    shown = [button for button in page.locator(selector).all() if button.is_visible()]
+    assert len(shown) == 1, f"{selector}: {len(shown)} visible buttons"
+    return shown[0]
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("width", [375, 900, 1280])
+def test_the_navigation_toggle_opens_the_book_contents_and_a_chapter_link_works(server, browser, width):
+    """The ☰ button ("Toggle primary sidebar"), clicked as a reader clicks it: below the theme's
+    992 px breakpoint it opens the book's contents in a drawer; above it the contents show beside the
+    page and the button hides and shows them. Either way a chapter link then works."""
+    page, errors, outside = _open(browser, f"{server}/chapters/01_referral.html", width=width)
+    page.set_viewport_size({"width": width, "height": 800})
+    toggle = _visible_one(page, ".primary-toggle")
+    link = page.locator("#pst-primary-sidebar a, #pst-primary-sidebar-modal a").filter(has_text="Who reports").first
+    if width >= 992:
+        assert _clickable(page, link), "the contents are not shown beside a wide page"
+        toggle.click()
+        page.wait_for_timeout(400)
+        assert not _clickable(page, link), "the button did not hide the contents"
+        toggle.click()
+        page.wait_for_timeout(400)
+    else:
+        assert not _clickable(page, link), "the drawer is open before the button is pressed"
+        toggle.click()
+        page.wait_for_timeout(400)
+        assert page.evaluate("document.querySelector('#pst-primary-sidebar-modal').open"), "the drawer did not open"
+        link.scroll_into_view_if_needed()
+    assert _clickable(page, link), f"no clickable chapter link after pressing the button at {width} px"
+    link.click()
+    page.wait_for_url("**/chapters/02_reporters.html", timeout=5000)
+    assert not errors and not outside, (errors, outside)
+    page.close()
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("width", [375, 900, 1280])
+def test_the_contents_button_opens_the_page_sections_and_a_section_link_closes_it(server, browser, width):
+    """The page's own contents: at 1280 px a column beside the text; narrower, the "Contents" button
+    (secondary toggle) opens them in a drawer, and following a section link closes the drawer again
+    (tipline-site.js) so the reader sees the section."""
+    page, errors, outside = _open(browser, f"{server}/chapters/01_referral.html", width=width)
+    page.set_viewport_size({"width": width, "height": 800})
+    link = page.locator("#pst-secondary-sidebar a, #pst-secondary-sidebar-modal a").filter(has_text="From reports to arrests").first
+    if width < 1200:  # sphinx-book-theme shows the page's contents beside the text from 1200 px
+        assert not _clickable(page, link)
+        _visible_one(page, ".secondary-toggle").click()
+        page.wait_for_timeout(400)
+        assert page.evaluate("document.querySelector('#pst-secondary-sidebar-modal').open"), "the drawer did not open"
+    assert _clickable(page, link), f"no clickable section link at {width} px"
+    link.click()
+    page.wait_for_timeout(600)
+    assert page.url.endswith("#from-reports-to-arrests")
+    heading = page.locator("#from-reports-to-arrests h2")
+    assert _clickable(page, heading), "the section is not what the reader sees after following its link"
+    assert not page.evaluate("[...document.querySelectorAll('dialog')].some(d => d.open)"), "a drawer stayed open"
+    assert not errors and not outside, (errors, outside)
+    page.close()
