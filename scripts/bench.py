@@ -152,7 +152,7 @@ def executions(book: Path) -> dict[str, float]:
     from nbclient import NotebookClient
 
     sys.path.insert(0, str(ROOT))
-    from tipline.cache import _kernel_manager  # the kernels `make book` starts (Unix sockets)
+    from tipline.site.build import _kernel_manager  # the kernels `make book` starts (Unix sockets)
 
     seconds = {}
     sockets = tempfile.mkdtemp(prefix="tipline-bench-")

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tipline import answer, outcomes
+from tipline.estimates import answer, outcomes
 
 ROOT = Path(__file__).resolve().parents[1]
 

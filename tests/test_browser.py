@@ -235,7 +235,7 @@ def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(edited_book,
     assert "<script>window.__pwned" not in model and 'onerror="window.__pwned' not in model
     policy = edited_book.page("05_platforms_policy")
     assert "<!--<script>" not in policy and "<script>window.__pwned" not in policy
-    from tipline.charts import specs
+    from tipline.presentation.charts import specs
 
     notes = [row.get("description") for spec in specs(policy).values()
              for rows in spec.get("datasets", {}).values() for row in rows]

@@ -97,7 +97,7 @@ def test_an_edited_csv_changes_prose_tables_and_charts(built_site, edited_book):
     assert "appendix_reproducibility" not in ran, ran
     html = edited_book.page("01_referral")
     assert "826,361" in html and "816,361" not in html, "prose still shows the old value"
-    from tipline.charts import specs as chart_specs
+    from tipline.presentation.charts import specs as chart_specs
 
     values = [row.get("reports") for spec in chart_specs(html).values() for data in spec.get("datasets", {}).values() for row in data]
     assert 826361 in values and 816361 not in values, "chart data still shows the old value"

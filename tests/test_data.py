@@ -10,10 +10,10 @@ import pytest
 from frictionless import Package
 
 import tipline
-from tipline import bib
-from tipline.data import DataError, load_all
+from tipline.site import bib
+from tipline.evidence.data import DataError, load_all
 
-DATA = Path(tipline.data.ROOT) / "data"
+DATA = Path(tipline.evidence.data.ROOT) / "data"
 
 
 def test_package_validates_with_frictionless():
@@ -24,7 +24,7 @@ def test_package_validates_with_frictionless():
 
 def test_every_csv_is_described_and_every_row_has_provenance():
     frames = load_all(DATA)
-    described = {r["path"] for r in tipline.data.package()["resources"]}
+    described = {r["path"] for r in tipline.evidence.data.package()["resources"]}
     assert described == {p.name for p in DATA.glob("*.csv")}
     for name, frame in frames.items():
         if name == "sources":
@@ -48,7 +48,7 @@ def test_every_source_is_cited_and_graded():
 
 def test_references_bib_is_generated_from_the_registry():
     committed = (DATA.parent / "references.bib").read_text()
-    assert committed == bib.render(), "references.bib is stale: run `python -m tipline.bib`"
+    assert committed == bib.render(), "references.bib is stale: run `python -m tipline.site.bib`"
     keys = set(re.findall(r"@misc\{([a-z0-9_]+),", committed))
     assert keys == set(load_all(DATA)["sources"]["source_id"])
 

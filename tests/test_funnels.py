@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import betabinom
 
-from tipline import funnels
+from tipline.estimates import funnels
 
 FIXTURE = Path(__file__).parent / "fixtures" / "task_force_funnels.csv"
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 import tipline
-from tipline import ledger
-from tipline.data import DataError, load
+from tipline.evidence import ledger
+from tipline.evidence.data import DataError, load
+from tipline.presentation.text import evidence_words
 
-DATA = Path(tipline.data.ROOT) / "data"
+DATA = Path(tipline.evidence.data.ROOT) / "data"
 
 
 def _model(outcome):
@@ -26,7 +27,7 @@ def test_evidence_is_computed_from_the_named_rows():
     urgent = load("escalations").query("year == 2023 and measure == 'urgent_imminent_danger'")["reports"].sum()
     assert result.loc["urgent_2023", "evidence_value"] == urgent
     assert result.loc["summary_referral_outcome", "evidence_value"] == 0.03
-    assert result.loc["summary_referral_outcome", "evidence_text"] == "3.0%"
+    assert evidence_words(result.loc["summary_referral_outcome", "evidence_value"], "share") == "3.0%"
 
 
 def test_every_claim_has_a_verdict_reason_and_provenance():
@@ -53,7 +54,7 @@ def _claims_with(tmp_path, claim_id, column, value):
     rows[line][rows[0].index(column)] = value
     with path.open("w", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows)
-    return tipline.data.load_all(copy)["claims"], line + 1
+    return tipline.evidence.data.load_all(copy)["claims"], line + 1
 
 
 def test_a_verdict_the_data_no_longer_support_stops_the_build(tmp_path):
@@ -78,7 +79,7 @@ def test_a_failing_denominator_selection_names_the_denominator_column(tmp_path):
 
 
 def test_selections_are_parsed_not_evaluated():
-    fields = {f["name"]: f for r in tipline.data.package()["resources"] if r["name"] == "recipients"
+    fields = {f["name"]: f for r in tipline.evidence.data.package()["resources"] if r["name"] == "recipients"
               for f in r["schema"]["fields"]}
     selection = ledger.parse("sum(reports) where year >= 2023 and recipient != 'international' and label == 'actionable'",
                              "recipients", fields)

@@ -50,7 +50,7 @@ def test_prose_numbers_are_glued(path):
     book = nbformat.read(path, as_version=4)
     prose = _markdown(book)
     glued = set(re.findall(r"\{glue:text\}`([^`]+)`", prose))
-    # say() glues a value; claim() and pick() glue sentences and words (tipline.text)
+    # say() glues a value; claim() and pick() glue sentences and words (tipline.presentation.text)
     defined = set(re.findall(r"(?:say|claim|pick)\(\s*f?[\"']([^\"'{]+)", "\n".join(c.source for c in book.cells if c.cell_type == "code")))
     templated = re.findall(r"(?:say|claim|pick)\(\s*f[\"']([^\"']*)\{", "\n".join(c.source for c in book.cells if c.cell_type == "code"))
     for name in glued:

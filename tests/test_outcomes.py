@@ -7,7 +7,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tipline import load, outcomes
+from tipline import load
+from tipline.estimates import outcomes
 
 reports = st.floats(1e3, 1e7)
 share = st.floats(0.01, 1)

@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 import pytest
 
 from conftest import copy_built, make_book
-from tipline.text import FalseSentence, claim, pick
+from tipline.presentation.text import FalseSentence, claim, pick
 
 SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 

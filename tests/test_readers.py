@@ -1,6 +1,6 @@
 """What readers take away: numbered figures with permanent links, each chart's data as a table,
 PNG and SVG downloads carrying the figure's caption and source line, a citation and a
-last-updated date on every page (tipline/reader.py, _static/tipline-readers.js)."""
+last-updated date on every page (tipline/site/reader.py, _static/tipline-readers.js)."""
 from __future__ import annotations
 
 import json
@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from tipline.charts import specs
-from tipline.reader import last_updated
+from tipline.presentation.charts import specs
+from tipline.site.reader import last_updated
 
 CHAPTERS = ["summary", "01_referral", "02_reporters", "03_urgency", "04_jurisdiction", "05_platforms_policy",
             "06_interpretations", "best_inference", "appendix_data", "appendix_reproducibility", "appendix_claims",
@@ -342,7 +342,7 @@ def test_the_404_page_comes_from_sphinx_notfound_page_with_absolute_links(built_
 
 
 def test_the_url_prefix_of_a_project_site():
-    from tipline.reader import url_prefix
+    from tipline.site.reader import url_prefix
 
     assert url_prefix({}) == "/"
     assert url_prefix({"TIPLINE_URL_PREFIX": "/tipline-book/"}) == "/tipline-book/"
@@ -360,7 +360,7 @@ def test_datasets_are_published_by_html_extra_path(built_site):
 
 
 def test_citation_cff_follows_the_published_schema():
-    from tipline.reader import CFF_SCHEMA, validate_citation
+    from tipline.site.reader import CFF_SCHEMA, validate_citation
 
     record = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
     validate_citation(record)
@@ -383,7 +383,7 @@ OVER_GOAL = {"best_inference": 0.50}
 def test_the_icon_font_keeps_every_icon_the_site_draws(built_site):
     from fontTools.ttLib import TTFont
 
-    from tipline.reader import icon_codepoints
+    from tipline.site.reader import icon_codepoints
 
     drawn = {int(code, 16) for code in re.findall(r'content: "\\(f[0-9a-f]{3})"', (ROOT / "_static" / "tipline.css").read_text())}
     assert len(drawn) >= 10
@@ -394,7 +394,7 @@ def test_the_icon_font_keeps_every_icon_the_site_draws(built_site):
 
 
 def test_unused_icon_rules_go_and_used_ones_stay():
-    from tipline.reader import prune_icon_rules
+    from tipline.site.reader import prune_icon_rules
 
     css = '.fa-bars:before,.fa-navicon:before{content:"\\f0c9"}.fa-anchor:before{content:"\\f13d"}.x{color:red}'
     assert prune_icon_rules(css, {"fa-bars"}) == '.fa-bars:before,.fa-navicon:before{content:"\\f0c9"}.x{color:red}'
@@ -439,7 +439,7 @@ def test_pages_are_light(built_site, browser):  # noqa: F811
 def test_the_pdf_holds_every_chapter_and_every_chart_as_vector_graphics(built_site):
     from pypdf import PdfReader
 
-    from tipline.pdf import pages_in_order
+    from tipline.site.pdf import pages_in_order
 
     pdf = built_site / "book.pdf"
     assert pdf.exists(), "book.pdf was not made"

@@ -16,10 +16,13 @@ import pandas as pd
 import pytest
 
 import tipline
-from tipline import bib, charts, ledger, tables
-from tipline.data import DataError, load_all
+from tipline.evidence import ledger
+from tipline.presentation import charts, tables
+from tipline.site import bib
+from tipline.evidence import validate
+from tipline.evidence.data import DataError, load_all
 
-DATA = Path(tipline.data.ROOT) / "data"
+DATA = Path(tipline.evidence.data.ROOT) / "data"
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -52,7 +55,7 @@ def _cell(copy: Path, name: str, starts: str, column: str, value: str) -> int:
 
 def _refused(copy: Path) -> str:
     with pytest.raises(DataError) as raised:
-        load_all(copy)
+        validate(copy)  # what the build runs first: every dataset, then the claims' selections
     return str(raised.value)
 
 
@@ -106,7 +109,7 @@ def test_an_assumed_share_above_one_is_refused(tmp_path):
 
 
 def test_a_year_after_the_current_year_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(tipline.data, "this_year", lambda: 2024)
+    monkeypatch.setattr(tipline.evidence.data, "this_year", lambda: 2024)
     copy = _copy(tmp_path)
     message = _refused(copy)  # the real files hold 2025 figures
     assert "later than the current year 2024" in message, message
@@ -117,10 +120,10 @@ def test_integer_and_number_fields_treat_spaces_alike():
     number = {"name": "n", "type": "number"}
     for field in (integer, number):
         for good, expected in (("12", 12), ("0", 0)):
-            assert tipline.data._parse(good, field) == expected
+            assert tipline.evidence.data._parse(good, field) == expected
         for bad in ("nan", "inf", "-inf", "Infinity", "1_000", "\u0661", "0x10", "12a", ""):
             with pytest.raises(ValueError):
-                tipline.data._parse(bad, field)
+                tipline.evidence.data._parse(bad, field)
 
 
 # --- the text of the files ----------------------------------------------------------------
@@ -233,7 +236,7 @@ def test_the_package_cannot_point_outside_data(tmp_path):
 
 
 def test_every_number_field_states_its_bounds(tmp_path):
-    for resource in tipline.data.package()["resources"]:
+    for resource in tipline.evidence.data.package()["resources"]:
         for field in resource["schema"]["fields"]:
             if field["type"] in ("integer", "number"):
                 assert {"minimum", "maximum"} <= set(field["constraints"]), (resource["name"], field["name"])
@@ -410,7 +413,7 @@ def test_every_chart_is_followed_by_a_table_of_exactly_its_rows(built_site):
 
 
 def test_the_build_refuses_pages_with_unknown_inline_code():
-    from tipline import sphinx
+    from tipline.site import sphinx
 
     head = '<html><head><meta charset="utf-8" /></head><body>'
     locked = sphinx._lock(Path("page.html"), head + "<script>DOCUMENTATION_OPTIONS.pagename = 'chapters/x';</script>"

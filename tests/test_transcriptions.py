@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import tipline
-from tipline.data import load_all
+from tipline.evidence.data import load_all
 
-SHARED = Path(os.environ.get("TIPLINE_NCMEC_TEXT") or Path(tipline.data.ROOT).parent / "shared" / "sources" / "ncmec")
+SHARED = Path(os.environ.get("TIPLINE_NCMEC_TEXT") or Path(tipline.evidence.data.ROOT).parent / "shared" / "sources" / "ncmec")
 FILES = {"ncmec_ojjdp_2022": "ncmec-ojjdp-2022.txt", "ncmec_ojjdp_2023": "ncmec-ojjdp-2023.txt",
          **{f"ncmec_country_{y}": f"ncmec-by-country-{y}.txt" for y in range(2019, 2024)},
          **{f"ncmec_esp_{y}": f"ncmec-by-esp-{y}.txt" for y in range(2019, 2024)}}

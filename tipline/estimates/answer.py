@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import funnels, outcomes
-from .data import load
+from ..evidence.data import load
 
 QUESTION = "Using best inference, what is the most common outcome of a genuine, U.S.-jurisdiction NCMEC CyberTipline report?"
 
@@ -161,6 +161,18 @@ def compute() -> dict:
             "threshold": main_latest["threshold_reports_per_investigation"],
         },
     }
+
+
+@lru_cache(maxsize=1)
+def _loaded() -> str:
+    return json.dumps(compute(), sort_keys=True, default=str)
+
+
+def load() -> dict:
+    """The headline figures for the current inputs, as answer.json holds them (a fresh copy each
+    call). Chapters read the answer through this instead of calling `compute()` themselves; the
+    build decides where it is computed and kept (computed once per process here)."""
+    return json.loads(_loaded())
 
 
 def write(path: Path) -> Path:

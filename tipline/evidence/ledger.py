@@ -7,7 +7,7 @@ share or ratio, `denominator`) holds a selection in a small declarative form:
 
 an aggregation of one column (only `sum`) over the rows whose columns compare (==, !=, <, <=,
 >, >=) with a literal: a whole number, a decimal, 'quoted text', true or false. `check()`
-parses every selection when the data load (tipline.data.load_all), so an unknown column,
+parses every selection when the data are validated (tipline.evidence.validate), so an unknown column,
 operator or value stops the build naming claims.csv's line and column; `evidence()` then
 computes the value with plain comparisons. Nothing from the data is passed to
 DataFrame.query or eval. For dataset 'model' the numerator names an outcome of the model.
@@ -22,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 
 from .data import DATA, DataError, load, package
-from .text import count, share
 
 VERDICTS = {"supported": "Supported", "partly_supported": "Partly supported",
             "not_supported": "Not supported", "not_checkable": "Not checkable with these data"}
@@ -149,22 +148,20 @@ def _total(dataset: str, text: str, line: int, column: str) -> tuple[float, pd.D
     return float(rows[selection.column].sum()), rows
 
 
-FORMATS = {"count": count, "share": share, "ratio": lambda value: f"{value:.2f}"}
-
-
 def evidence(claims: pd.DataFrame | None = None, model_value=None) -> pd.DataFrame:
-    """claims.csv with an `evidence_value` (float) and `evidence_text` (formatted) per claim.
+    """claims.csv with an `evidence_value` (float) per claim, to be written in words in the claim's
+    `evidence_format` (tipline.presentation.text.evidence_words).
 
     `model_value(outcome)` supplies the model's median share for claims whose dataset is 'model'.
     Also returns, in `evidence_rows`, the data rows each value was computed from. A verdict whose
     `holds_if` condition the evidence no longer meets stops with a DataError.
     """
     claims = load("claims") if claims is None else claims
-    values, texts, rows_used = [], [], []
+    values, rows_used = [], []
     lines = claims.attrs.get("lines") or range(2, len(claims) + 2)
     for line, claim in zip(lines, claims.itertuples(index=False)):
         if claim.evidence_format == "none":
-            values.append(float("nan")); texts.append("(no public series)"); rows_used.append(None)
+            values.append(float("nan")); rows_used.append(None)
             continue
         if claim.dataset == "model":
             value, rows = float(model_value(claim.numerator)), load("assumptions")
@@ -178,11 +175,9 @@ def evidence(claims: pd.DataFrame | None = None, model_value=None) -> pd.DataFra
                             f"the evidence for {claim.claim_id!r} is now {value:g}, which no longer meets "
                             f"'{claim.holds_if}': review the verdict {claim.verdict!r}")
         values.append(value)
-        texts.append(FORMATS[claim.evidence_format](value))
         rows_used.append(rows)
     result = claims.copy()
     result["evidence_value"] = values
-    result["evidence_text"] = texts
     result["evidence_rows"] = rows_used
     return result
 

@@ -39,3 +39,37 @@ def escape_tables() -> None:
 
     Styler.__init__, Styler.format, Styler.format_index = init, format, format_index
     Styler._tipline_escapes = True
+
+
+def _titles(node, found: dict | None = None) -> dict:
+    """field name -> the title the chart gives it (axes, legends, tooltips), from anywhere in a spec."""
+    found = {} if found is None else found
+    if isinstance(node, dict):
+        if isinstance(node.get("field"), str) and isinstance(node.get("title"), str):
+            found.setdefault(node["field"], node["title"])
+        for value in node.values():
+            _titles(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _titles(value, found)
+    return found
+
+
+def data_table(spec: dict) -> str:
+    """The rows a chart is drawn from, as escaped HTML tables in a closed <details> element:
+    readable without JavaScript, by screen readers, and in print (tipline-site.js opens them)."""
+    datasets = list(spec.get("datasets", {}).values())
+    if isinstance(spec.get("data"), dict) and isinstance(spec["data"].get("values"), list):
+        datasets.append(spec["data"]["values"])
+    titles = _titles(spec)
+    tables = []
+    for rows in datasets:
+        frame = pd.DataFrame(rows)
+        frame.columns = [titles.get(column, column.replace("_", " ").capitalize()) for column in frame.columns]
+        tables.append(frame.to_html(index=False, border=0, escape=True, na_rep="", classes="tipline-data-table"))
+    if not tables:
+        return ""
+    count = sum(len(rows) for rows in datasets)
+    return (f'<details class="tipline-chart-data"><summary>The data drawn in this chart ({count:,} '
+            f'{"row" if count == 1 else "rows"})</summary>'
+            + "".join(tables) + "</details>")

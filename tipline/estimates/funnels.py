@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.special import betaln, expit, logsumexp
 from scipy.stats import beta, betabinom
 
-from .data import load
+from ..evidence.data import load
 
 # the stages a tip can reach, each with the measures that count it (first one found is used)
 STAGES = {

@@ -18,7 +18,7 @@ The rules, beyond the types and constraints the package states:
   and a year is never later than the current year;
 * every CSV in data/ is listed in the package, and every resource path is a plain file name;
 * URLs (sources.csv) are http: or https: only; the text of a source has none of { } \\ ~,
-  which references.bib would read as LaTeX syntax (tipline.bib escapes & % # _).
+  which references.bib would read as LaTeX syntax (tipline.site.bib escapes & % # _).
 
 Why the hand-written checks and not frictionless (pinned, and used by a test as a second
 opinion on the package itself), measured on this machine: `load_all` reads and checks all files
@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # TIPLINE_DATA lets a test run the chapters against an edited copy of data/.
 DATA = Path(os.environ.get("TIPLINE_DATA", ROOT / "data")).resolve()
 
@@ -348,8 +348,8 @@ def _check_domain(frames: dict[str, pd.DataFrame], lines: dict[str, list[int]], 
 def load_all(data_dir: Path = DATA) -> dict[str, pd.DataFrame]:
     """Every resource of the package, validated; raises DataError on the first problem.
 
-    The build calls this first (tipline.cache), so a refused file stops `make book` before any
-    chapter executes.
+    The claims ledger's selections are checked on top of this by `tipline.evidence.validate`,
+    which the build calls first, so a refused file stops `make book` before any chapter executes.
     """
     data_dir = Path(data_dir)
     pkg = package(data_dir)
@@ -359,9 +359,6 @@ def load_all(data_dir: Path = DATA) -> dict[str, pd.DataFrame]:
         frames[resource["name"]], lines[resource["name"]] = _read(resource, data_dir)
     _check_sources(frames, lines, pkg, data_dir)
     _check_domain(frames, lines, data_dir)
-    from . import ledger  # the claims' declarative selections name datasets and columns of the package
-
-    ledger.check(frames["claims"], lines["claims"], pkg, data_dir / "claims.csv")
     return frames
 
 
@@ -375,7 +372,7 @@ _recorded: set[str] = set()
 
 
 def track(chapter: str) -> None:
-    """Record, during `make book`, which datasets `chapter` reads (see tipline.cache).
+    """Record, during `make book`, which datasets `chapter` reads (see tipline.site.build).
 
     The Makefile sets TIPLINE_DEPS to a folder; each chapter's list starts empty when the
     chapter executes, so a chapter whose data did not change can keep its cached outputs.

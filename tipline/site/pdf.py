@@ -7,7 +7,7 @@ every chart as SVG and Chromium prints SVG as vector paths, so charts stay sharp
 page is printed on its own (charts drawn, data tables opened), then pypdf joins them in the order
 of the table of contents with one bookmark per page.
 
-Called at the end of an HTML build (tipline.reader) when TIPLINE_PDF=1: the Pages workflow and the
+Called at the end of an HTML build (tipline.site.reader) when TIPLINE_PDF=1: the Pages workflow and the
 test suite's shared build set it; an author's `make book` skips the 25-40 s of printing. Without it,
 or without a browser, the book is built without a PDF and the pages do not link to one.
 """

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .data import load
+from ..evidence.data import load
 from .model import downstream
 
 OUTCOMES = ("never_investigated", "investigated_no_arrest", "arrest")

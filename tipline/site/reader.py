@@ -1,12 +1,12 @@
 """Sphinx extension for readers who take figures away: numbered figures with permanent
 links, each chart's data as a table, a citation and a last-updated date on every page.
 
-* Figures. In each page, every chart (the placeholder written by tipline.charts) gets a number
+* Figures. In each page, every chart (the placeholder written by tipline.presentation.charts) gets a number
   -- "Figure 3.2" in numbered chapters, "Figure A.1" in appendices (the letter of the page's
   "Appendix A: ..." title), "Figure 1" on other pages -- an anchor (id="figure-3-2") and a
   copy-link button. The number goes in front of the chapter's own caption, the paragraph that
   starts with an emphasised "Figure:" after the chart; a chart without one gets a caption made of
-  its description. (Each chart's data table comes with the chart: tipline.charts.data_table.)
+  its description. (Each chart's data table comes with the chart: tipline.presentation.tables.data_table.)
 * The chart's caption and source line are written on its placeholder as data attributes, so
   the site script can put them into the PNG and SVG images that vega-embed's export exports
   (see _static/tipline-readers.js).
@@ -288,7 +288,7 @@ def _lighter(app, exception) -> None:
 
 
 def _pdf(app, exception) -> None:
-    """The whole book as book.pdf (tipline.pdf), linked from every page's footer when made."""
+    """The whole book as book.pdf (tipline.site.pdf), linked from every page's footer when made."""
     if exception is not None or app.builder.name != "html":
         return
     from sphinx.util import logging

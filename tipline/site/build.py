@@ -1,18 +1,18 @@
 """`make book`: validate, execute only what an edit can change (on every core), publish whole.
 
-    python -m tipline.cache              # what `make book` runs
-    python -m tipline.cache --notebooks  # `make notebooks`: execute every chapter in place, in parallel
+    python -m tipline.site.build              # what `make book` runs
+    python -m tipline.site.build --notebooks  # `make notebooks`: execute every chapter in place, in parallel
 
 1. Every dataset is validated (a broken CSV stops the build) and references.bib is regenerated
    from data/sources.csv, so the bibliography page follows the sources table.
 2. Each chapter's record (_build/.records/NAME.json, written after it last executed) holds the
    content hashes of everything its outputs can depend on:
    * its code cells (prose cells never change an output);
-   * every dataset it read, as listed by tipline.data.track while it executed (TIPLINE_DEPS):
+   * every dataset it read, as listed by tipline.evidence.data.track while it executed (TIPLINE_DEPS):
      hashes of the data it actually read, so a CSV reverted after an interrupted build can never
      bring back an output computed from the other version;
    * every module of the book it imported (tipline/*.py ...), listed from the kernel's
-     sys.modules after its last cell: a change in tipline/charts.py re-executes only the chapters
+     sys.modules after its last cell: a change in tipline/presentation/charts.py re-executes only the chapters
      that imported charts. This is exact for imports; a module that read some other file at
      execution time would not be seen, which is why the next item exists;
    * the repository files its code names (scripts/benchmark.json, CITATION.cff);
@@ -21,12 +21,12 @@
    A chapter whose record does not match, or whose outputs are missing from jupyter-cache, is
    stale. Everything else (title, theme, CSS, _toc.yml, prose) rebuilds pages without executing;
    a change in the package's code also starts Sphinx from a fresh environment, since Sphinx does
-   not notice that its extensions (tipline.sphinx) changed.
+   not notice that its extensions (tipline.site.sphinx) changed.
 3. Stale chapters execute in a pool of TIPLINE_WORKERS kernels (default: one per core), longest
    first, one progress line each; their outputs go into jupyter-cache, then their record.
-   Meanwhile Sphinx starts and waits (tipline.cache is also a Sphinx extension) until every
+   Meanwhile Sphinx starts and waits (tipline.site.build is also a Sphinx extension) until every
    output is cached, then builds the site from the cache into _build/.work without executing.
-   answer.json (tipline/answer.py) is computed in its own process at the same time, kept under a
+   answer.json (tipline/estimates/answer.py) is computed in its own process at the same time, kept under a
    name made from the datasets it read, the package's code and the pins, and copied into the
    site at the end, so an edit that cannot change it does not recompute it.
 4. Only when everything succeeded is the new site copied beside _build/html and swapped in by
@@ -59,7 +59,7 @@ RECORDS = BUILD / ".records"
 DEPS = BUILD / ".deps"
 STATE = BUILD / ".inputs.json"
 CHAPTERS = BOOK / "chapters"
-# files a chapter's code may read by name, beside data/ (which tipline.data tracks)
+# files a chapter's code may read by name, beside data/ (which tipline.evidence.data tracks)
 NAMED_FILES = {"benchmark.json": "scripts/benchmark.json", "CITATION.cff": "CITATION.cff"}
 # every file the site is made from: when none changed and no chapter is stale, nothing is built
 SITE_INPUTS = ["chapters", "_static", "data", "tipline", "_config.yml", "_toc.yml", "references.bib",
@@ -101,7 +101,7 @@ def _config() -> dict:
 
 def settings() -> str:
     """Inputs of every chapter's outputs that are not recorded per chapter."""
-    from .data import DATA
+    from ..evidence.data import DATA
 
     execute = json.dumps(_config().get("execute", {}), sort_keys=True)
     parts = [execute, sys.version, _file(BOOK / "requirements.txt"), _file(DATA / "datapackage.json")]
@@ -115,7 +115,7 @@ def code_hash(notebook) -> str:
 
 
 def _dataset_files() -> dict[str, Path]:
-    from .data import DATA, package
+    from ..evidence.data import DATA, package
 
     return {resource["name"]: DATA / resource["path"] for resource in package()["resources"]}
 
@@ -269,9 +269,9 @@ BUNDLE_SCRIPT = ("import os, sys, vl_convert\n"
 
 
 def prepare_chart_bundle() -> None:
-    """Bundle vega for tipline.sphinx while the chapters execute, into the file where it keeps the
+    """Bundle vega for tipline.site.sphinx while the chapters execute, into the file where it keeps the
     bundle between builds: otherwise a cold build makes it at the very end, on one core. If the
-    file is not complete in time, tipline.sphinx simply makes it itself."""
+    file is not complete in time, tipline.site.sphinx simply makes it itself."""
     from importlib.metadata import version
 
     bundle = WORK / "_build" / f".vega-bundle-{version('vl-convert-python')}.js"
@@ -280,14 +280,14 @@ def prepare_chart_bundle() -> None:
         subprocess.Popen([sys.executable, "-c", BUNDLE_SCRIPT, str(bundle)], cwd=BOOK)
 
 
-ANSWER_SCRIPT = "import sys\nfrom tipline.cache import keep_answer\nkeep_answer(sys.argv[1])\n"
+ANSWER_SCRIPT = "import sys\nfrom tipline.site.build import keep_answer\nkeep_answer(sys.argv[1])\n"
 
 
 def keep_answer(target) -> None:
     """Compute answer.json into `target` whole (written beside it, then renamed), recording the
-    datasets it read (tipline.data.track) for the next build's `answer_file()`."""
-    from .answer import write
-    from .data import track
+    datasets it read (tipline.evidence.data.track) for the next build's `answer_file()`."""
+    from ..estimates.answer import write
+    from ..evidence.data import track
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -296,17 +296,17 @@ def keep_answer(target) -> None:
 
 
 def answer_file() -> Path:
-    """Where the book's answer.json (tipline/answer.py) is kept between builds, named by the content
+    """Where the book's answer.json (tipline/estimates/answer.py) is kept between builds, named by the content
     of everything it is computed from: the datasets it read last time (all of them if unknown), the
     schema, the package's code and the pinned libraries. A change in the code that makes it read
     other datasets changes the name too, so the list is never out of date when it is used."""
-    from .data import DATA
+    from ..evidence.data import DATA
 
     datasets = _dataset_files()
     read = DEPS / "answer.txt"
     names = sorted(set(read.read_text().split()) & set(datasets)) if read.exists() else sorted(datasets)
     files = [datasets[name] for name in names] + [Path(DATA) / "datapackage.json"]
-    files += sorted((BOOK / "tipline").glob("*.py")) + [BOOK / "requirements.txt"]
+    files += sorted((BOOK / "tipline").rglob("*.py")) + [BOOK / "requirements.txt"]
     key = _hash("".join(path.name + _file(path) for path in files).encode())[:20]
     return WORK / "_build" / f".answer-{key}.json"
 
@@ -327,7 +327,7 @@ def prepare_answer() -> subprocess.Popen | None:
 
 
 def answer_ready() -> Path:
-    """answer.json for this build's inputs, for tipline.sphinx at the end of the build: waits for the
+    """answer.json for this build's inputs, for tipline.site.sphinx at the end of the build: waits for the
     copy `make book` is computing, or computes it (a plain `jupyter-book build`, or that copy failed:
     then the same error stops Sphinx)."""
     target = Path(os.environ.get("TIPLINE_ANSWER") or answer_file())
@@ -381,14 +381,14 @@ def site_inputs() -> str:
 
 def extensions() -> str:
     """The code Sphinx runs but does not watch: the book's extensions and the pinned packages."""
-    files = sorted((BOOK / "tipline").glob("*.py")) + [BOOK / "requirements.txt"]
+    files = sorted((BOOK / "tipline").rglob("*.py")) + [BOOK / "requirements.txt"]
     return _hash("".join(_file(path) for path in files).encode())
 
 
 def write_bibliography() -> None:
-    """references.bib from data/sources.csv (python -m tipline.bib), when either has changed."""
+    """references.bib from data/sources.csv (python -m tipline.site.bib), when either has changed."""
     from . import bib
-    from .data import DATA
+    from ..evidence.data import DATA
 
     target, seen = BOOK / "references.bib", BUILD / ".bib-inputs"
     inputs = _hash("".join(_file(p) for p in (DATA / "sources.csv", Path(bib.__file__), target)).encode())
@@ -407,13 +407,14 @@ def write_bibliography() -> None:
 def build() -> int:
     import nbformat
 
-    from .data import DataError, load_all
+    from ..evidence import validate
+    from ..evidence.data import DataError
 
     started = time.perf_counter()
     BUILD.mkdir(exist_ok=True)
     recover()
     try:
-        load_all()
+        validate()
     except DataError as error:
         raise Failed(f"invalid data: {error}") from None
     write_bibliography()

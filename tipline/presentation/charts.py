@@ -1,9 +1,10 @@
-"""Chart theme, an offline Altair renderer, and the source line under every chart.
+"""Chart theme, an offline Altair renderer, and shared chart builders (the data table under each
+chart is tipline.presentation.tables, its source line tipline.presentation.notes).
 
 The renderer writes a placeholder <div> and the chart's spec as data, in a
 <script type="application/json"> block that no browser executes; the one site script
 _static/tipline-charts.js (vega, vega-lite and vega-embed bundled from the pinned
-vl-convert-python package by tipline.sphinx) reads every such block and draws it. No
+vl-convert-python package by tipline.site.sphinx) reads every such block and draws it. No
 inline code per chart, so the pages' Content-Security-Policy can forbid inline scripts.
 Nothing is fetched from a CDN, and ids are derived from the spec, so re-executing a
 notebook gives byte-identical output for nbval.
@@ -18,11 +19,10 @@ import re
 import altair as alt
 import pandas as pd
 
-from .data import sources
+from .notes import source_note  # noqa: F401  (chapters call charts.source_note)
+from .tables import data_table
 
 PALETTE = ["#1f5a96", "#c8553d", "#4f9d69", "#8a6bb1", "#d4a017", "#5b6770", "#2a9d8f", "#b5838d"]
-GRADE_LABEL = {"primary": "primary source", "transcription": "third-party transcription",
-               "secondary": "secondary source"}
 _count = 0
 
 
@@ -37,40 +37,6 @@ def _embed(spec: dict, **_options) -> dict:
     return {"text/html": (f'<div class="tipline-chart" id="{chart_id}" role="figure" tabindex="0" aria-label="{label}">'
                           f'</div>\n<script type="application/json" class="tipline-spec" data-chart="{chart_id}">'
                           f'{script_json(payload)}</script>\n{data_table(spec)}')}
-
-
-def _titles(node, found: dict | None = None) -> dict:
-    """field name -> the title the chart gives it (axes, legends, tooltips), from anywhere in a spec."""
-    found = {} if found is None else found
-    if isinstance(node, dict):
-        if isinstance(node.get("field"), str) and isinstance(node.get("title"), str):
-            found.setdefault(node["field"], node["title"])
-        for value in node.values():
-            _titles(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _titles(value, found)
-    return found
-
-
-def data_table(spec: dict) -> str:
-    """The rows a chart is drawn from, as escaped HTML tables in a closed <details> element:
-    readable without JavaScript, by screen readers, and in print (tipline-site.js opens them)."""
-    datasets = list(spec.get("datasets", {}).values())
-    if isinstance(spec.get("data"), dict) and isinstance(spec["data"].get("values"), list):
-        datasets.append(spec["data"]["values"])
-    titles = _titles(spec)
-    tables = []
-    for rows in datasets:
-        frame = pd.DataFrame(rows)
-        frame.columns = [titles.get(column, column.replace("_", " ").capitalize()) for column in frame.columns]
-        tables.append(frame.to_html(index=False, border=0, escape=True, na_rep="", classes="tipline-data-table"))
-    if not tables:
-        return ""
-    count = sum(len(rows) for rows in datasets)
-    return (f'<details class="tipline-chart-data"><summary>The data drawn in this chart ({count:,} '
-            f'{"row" if count == 1 else "rows"})</summary>'
-            + "".join(tables) + "</details>")
 
 
 def script_json(payload: str) -> str:
@@ -111,61 +77,6 @@ def setup() -> None:
     alt.renderers.enable("tipline")
     alt.theme.register("tipline", enable=True)(_theme)
     alt.data_transformers.disable_max_rows()
-
-
-def _compact(locators: pd.Series) -> str:
-    """'p. 1, table X; p. 2, table X' -> 'pp. 1-2, table X'; 'entry, field a; entry, field b' ->
-    'entry, field a; field b' (each locator once, in the order first met)."""
-    pages: dict[str, list[int]] = {}
-    others: dict[str, list[str]] = {}
-    for locator in dict.fromkeys(locators):
-        match = re.fullmatch(r"p\. ([0-9]+), (.+)", locator)
-        if match:
-            pages.setdefault(match.group(2), []).append(int(match.group(1)))
-        else:
-            head, _, rest = locator.partition(", ")
-            others.setdefault(head, []).append(rest)
-    parts = []
-    for where, numbers in pages.items():
-        numbers = sorted(set(numbers))
-        if len(numbers) == 1:
-            parts.append(f"p. {numbers[0]}, {where}")
-        elif numbers == list(range(numbers[0], numbers[-1] + 1)):
-            parts.append(f"pp. {numbers[0]}\u2013{numbers[-1]}, {where}")
-        else:
-            parts.append(f"pp. {', '.join(map(str, numbers))}, {where}")
-    for head, rests in others.items():
-        details = [rest for rest in rests if rest]
-        parts.append(f"{head}, {'; '.join(details)}" if details else head)
-    return "; ".join(parts)
-
-
-def source_note(frame: pd.DataFrame, dataset: str) -> "SourceNote":
-    """One compact source note for a chart or table drawn from rows of `dataset`.
-
-    Each source is named once, however many rows cite it: a "Sources (n)" disclosure lists
-    publisher, title, date, the locators used and the grade; the data link stays visible.
-    Every value from the registry is html-escaped on its way into the page.
-    """
-    registry = sources()
-    items = []
-    for source_id, rows in frame.groupby("source_id", sort=False):
-        entry = registry.loc[source_id]
-        locators = _compact(rows["locator"])
-        title = html.escape(entry["title"])
-        if isinstance(entry["url"], str) and entry["url"]:
-            title = f'<a href="{html.escape(entry["url"], quote=True)}">{title}</a>'
-        items.append(f"<li>{html.escape(entry['publisher'])}, <em>{title}</em> ({html.escape(str(entry['published']))}), "
-                     f"{html.escape(locators)} [{GRADE_LABEL[entry['grade']]}]</li>")
-    name = html.escape(dataset, quote=True)
-    link = f'<a href="../data/{name}.csv" download>{name}.csv</a>'
-    return SourceNote(f'<div class="tipline-source"><details><summary>Sources ({len(items)})</summary>'
-                      f'<ul>{"".join(items)}</ul></details><p><strong>Data:</strong> {link}</p></div>')
-
-
-class SourceNote(str):
-    def _repr_html_(self) -> str:
-        return str(self)
 
 
 def ratio_words(ratio: float) -> str:

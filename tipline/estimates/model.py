@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .data import load
+from ..evidence.data import load
 
 US_AGENCIES = ("icac", "local", "federal")
 

@@ -202,10 +202,10 @@ def _finished(app, exception) -> None:
     _rewrite_pages(outdir)
     shutil.copy2(outdir / "_static" / "favicon.svg", outdir / "favicon.svg")
     target = outdir / "data"  # filled from data/ by html_extra_path (_extra/data is a link to it)
-    from .cache import answer_ready
+    from .build import answer_ready
 
     target.mkdir(exist_ok=True)
-    # the book's headline figures, machine-readable (tipline/answer.py): `make book` computes them
+    # the book's headline figures, machine-readable (tipline/estimates/answer.py): `make book` computes them
     # while the chapters execute and Sphinx works; a plain `jupyter-book build` computes them here
     kept = answer_ready()
     shutil.copy2(kept, target / "answer.json")

@@ -67,3 +67,10 @@ def pick(name: str, value: float, above: str, below: str, equal: str | None = No
         raise FalseSentence(f"no words for {name!r}: the value equals {than} and no wording was given for that")
     say(name, words)
     return words
+
+
+def evidence_words(value: float, kind: str) -> str:
+    """A claim's evidence value in the words its `evidence_format` asks for (claims.csv)."""
+    if kind == "none":
+        return "(no public series)"
+    return {"count": count, "share": share, "ratio": lambda number: f"{number:.2f}"}[kind](value)
