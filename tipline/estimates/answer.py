@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import funnels, outcomes
-from ..evidence.data import load
+from ..evidence import data
 
 QUESTION = "Using best inference, what is the most common outcome of a genuine, U.S.-jurisdiction NCMEC CyberTipline report?"
 
@@ -37,7 +37,7 @@ def _interval(values: dict) -> dict:
 def task_force_reports(year: int) -> int:
     """All reports (actionable and informational) NCMEC made available to ICAC task forces in `year`:
     what a task force counts as tips received."""
-    recipients = load("recipients")
+    recipients = data.load("recipients")
     rows = recipients[(recipients["year"] == year) & (recipients["recipient"] == "icac")]
     return int(rows["reports"].sum())
 
