@@ -396,10 +396,13 @@ LEGEND_HIDDEN = """async el => {
   const labels = [...el.querySelectorAll("g.role-legend-label text, g.role-legend-title text")];
   if (!labels.length) return [];
   const legend = el.querySelector("g.role-legend").getBoundingClientRect();
-  window.scrollBy(0, legend.top + legend.height / 2 - innerHeight * 0.9 + 40);
-  await new Promise(r => setTimeout(r, 50));
-  window.scrollBy(0, -40);
-  await new Promise(r => setTimeout(r, 150));
+  // "instant": the theme's stylesheet asks for smooth scrolling, which a second scroll would interrupt
+  window.scrollBy({top: legend.top + legend.height / 2 - innerHeight * 0.9 + 40, behavior: "instant"});
+  // scroll handlers run before the next frame's callbacks: two frames later they have all run
+  const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  await frames();
+  window.scrollBy({top: -40, behavior: "instant"});
+  await frames();
   return labels.filter(t => { const r = t.getBoundingClientRect();
     const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
     return r.bottom < innerHeight && !(hit && el.contains(hit)); }).map(t => t.textContent);
