@@ -11,6 +11,8 @@
   // vega-embed's export actions only: "view source" and "open in editor" lead to another host.
   // `ast: true` selects vega's expression interpreter, so the policy needs no 'unsafe-eval'.
   var ACTIONS = {export: true, source: false, compiled: false, editor: false};
+  // what a printed page opens (tipline/site/pdf.py opens the same)
+  var PRINTED_OPEN = "details.tipline-chart-data, .tipline-source details";
 
   function specs(el) {
     var wide = JSON.parse(document.querySelector('script.tipline-spec[data-chart="' + el.id + '"]').textContent);
@@ -60,6 +62,7 @@
     var panel = available(el) - 60;
     if (fits) { setWidths(spec, panel); }
     if (el.tiplineResult) { el.tiplineResult.finalize(); }
+    el.removeAttribute("data-ready");
     el.setAttribute("data-layout", layout);
     el.tiplineWidth = el.clientWidth;
     return embed(el, spec, name).then(function (result) {
@@ -79,6 +82,7 @@
       el.tiplineView = result.view;
       el.tiplineSpec = spec;
       if (window.tiplineFrameExport) { window.tiplineFrameExport(el, spec, result.view); }
+      el.setAttribute("data-ready", "");  // drawn in its final size (for the PDF printer and the tests)
     }).catch(fail);
   }
 
@@ -112,9 +116,9 @@
     print: function () { window.print(); },
     fullscreen: function () { if (window.toggleFullScreen) { window.toggleFullScreen(); } }
   };
-  // a printed page shows each chart's data table
+  // a printed page shows each chart's data table and its list of sources
   window.addEventListener("beforeprint", function () {
-    document.querySelectorAll("details.tipline-chart-data").forEach(function (details) { details.open = true; });
+    document.querySelectorAll(PRINTED_OPEN).forEach(function (details) { details.open = true; });
   });
   // a table wider than its box scrolls; keyboard users need to reach the scroll region
   window.addEventListener("load", function () {
