@@ -106,3 +106,47 @@ def test_the_encryption_warning_is_not_checkable_and_still_guarded():
     assert claims.loc["fewer_actionable", "holds_if"] == "> 1"
     value = ledger.evidence(model_value=_model).set_index("claim_id").loc["fewer_actionable", "evidence_value"]
     assert value > 1 and not ledger.holds("> 1", 0.99)
+
+
+# ---------------------------------------------------------------- issue 22: claims that tested the wrong thing
+
+def test_bundling_is_tested_on_incidents_per_report_not_on_the_fall():
+    claims = load("claims").set_index("claim_id")
+    bundling = claims.loc["bundling_volume"]
+    assert bundling["dataset"] == "incidents" and bundling["holds_if"] == "> 1"
+    value = ledger.evidence(model_value=_model).set_index("claim_id").loc["bundling_volume", "evidence_value"]
+    incidents = load("incidents").query("year == 2024 and source_id == 'factually_bundling_2024'")["incidents"].iloc[0]
+    reports = load("reports_annual").query("preferred and year == 2024 and reporter == 'all'")["reports"].iloc[0]
+    assert value == pytest.approx(incidents / reports) and value > 1
+    assert "secondary" in bundling["reason"]
+
+
+def test_the_seeds_typically_an_icac_task_force_is_tested(tmp_path):
+    claims = load("claims").set_index("claim_id")
+    assert "typically to an ICAC task force" in claims.loc["referral_typically_icac", "claim"]
+    value = ledger.evidence(model_value=_model).set_index("claim_id").loc["referral_typically_icac", "evidence_value"]
+    to_us = load("recipients").query("year == 2024 and recipient != 'international' and label == 'actionable'")
+    assert value == pytest.approx(to_us.query("recipient == 'icac'")["reports"].sum() / to_us["reports"].sum())
+    assert value < 0.5  # federal agencies receive most of the actionable U.S. deliveries: the verdict says so
+    # the verdict stands only while that holds: the opposite condition stops the build
+    flipped, line = _claims_with(tmp_path, "referral_typically_icac", "holds_if", "> 0.5")
+    with pytest.raises(DataError, match=rf"line {line}, column 'holds_if'.*referral_typically_icac"):
+        ledger.evidence(flipped, model_value=_model)
+
+
+def test_claims_keep_their_attribution_and_name_what_a_bill_is():
+    claims = load("claims").set_index("claim_id")
+    assert claims.loc["fewer_actionable", "claim"].startswith("NCMEC and watchdogs warn")
+    assert claims.loc["capacity_overload", "claim"].startswith("Critics say")
+    assert "Congress has asked" not in claims.loc["no_outcome_statistics", "reason"]
+    assert "bill" in claims.loc["no_outcome_statistics", "reason"]
+    assert claims.loc["insufficient_detail", "verdict"] == "not_checkable"
+    assert "not a referral" in claims.loc["insufficient_detail", "reason"]
+    assert "second half" in claims.loc["automated_detection", "reason"]  # metadata-rich referrals assessed
+
+
+def test_no_claim_text_holds_a_quotation():
+    """Quotations come from data/quotes.csv; the ledger's own columns paraphrase."""
+    claims = load("claims")
+    for column in ("claim", "reason", "evidence"):
+        assert not claims[column].str.contains("[\u201c\u201d\"]", regex=True).any(), column

@@ -12,10 +12,14 @@ import json
 import re
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 
 from conftest import copy_built, make_book
-from tipline.presentation.text import FalseSentence, claim, pick
+from tipline.evidence import ledger
+from tipline.evidence.data import DataError, load, package
+from tipline.presentation.notes import source_note
+from tipline.presentation.text import FalseSentence, break_words, claim, pick, qualified
 
 SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 
@@ -169,6 +173,62 @@ def test_claim_and_pick_refuse_what_the_data_do_not_support():
         pick("k3", float("nan"), above="rose", below="fell")
 
 
+# ---------------------------------------------------------------- series breaks (issue 22)
+
+def test_a_span_that_crosses_a_break_says_so():
+    words = break_words("recipients", 2020, 2023)
+    assert words.startswith("Series break in 2022.") and "differentiated between actionable and informational" in words
+    assert break_words("recipients", 2022, 2023) == ""  # starts on the new basis: nothing to disclose
+    assert break_words("reports_annual", 2023, 2024).startswith("Series break in 2024 (a secondary source).")
+
+
+def test_adding_a_break_row_makes_its_disclosure_appear():
+    table = load("breaks")
+    assert ledger.breaks_within("feedback", 2020, 2023, table=table).empty
+    added = pd.concat([table, pd.DataFrame([{"dataset": "feedback", "series": "", "year": 2021, "what_changed": "A test change.",
+                                             "source_id": "ncmec_ojjdp_2023", "locator": "p. 10", "grade": "primary",
+                                             "period": "calendar_year"}])], ignore_index=True)
+    assert list(ledger.breaks_within("feedback", 2020, 2023, table=added)["year"]) == [2021]
+    rows = load("feedback").query("recipient == 'icac'")
+    assert list(ledger.breaks_in(rows, table=added)["year"]) == [2021]
+    assert ledger.breaks_in(rows.query("year >= 2021"), table=added).empty
+
+
+def test_a_break_of_one_series_concerns_only_its_rows():
+    table = pd.concat([load("breaks"), pd.DataFrame([{"dataset": "esp_reports", "series": "provider == 'Facebook'", "year": 2022,
+                                                      "what_changed": "A test change to one provider's count.",
+                                                      "source_id": "ncmec_esp_2022", "locator": "p. 3", "grade": "primary",
+                                                      "period": "calendar_year"}])], ignore_index=True)
+    esp = load("esp_reports").query("year >= 2021 and year <= 2023")
+    facebook, google = esp[esp["provider"] == "Facebook"], esp[esp["provider"] == "Google"]
+    assert list(ledger.breaks_in(facebook, table=table)["year"]) == [2022]
+    assert ledger.breaks_in(google, table=table).empty
+    assert list(ledger.breaks_within("esp_reports", 2021, 2023, rows=google, table=table)["year"]) == []
+    assert list(ledger.breaks_within("esp_reports", 2021, 2023, rows=facebook, table=table)["year"]) == [2022]
+
+
+def test_every_source_note_shows_the_breaks_its_rows_cross():
+    recipients = load("recipients").query("recipient == 'icac'")
+    assert "Series break, 2022:" in source_note(recipients.query("year in [2021, 2022]"), "recipients")
+    assert "Series break" not in source_note(recipients.query("year in [2022, 2023]"), "recipients")
+    # rows of several datasets, concatenated as the chapters do, are still recognised
+    mixed = pd.concat([load("feedback").query("recipient == 'icac'"), recipients.query("year in [2020, 2023]")])
+    assert "Series break, 2022:" in source_note(mixed, "feedback")
+
+
+def test_a_break_whose_series_names_no_column_is_refused(tmp_path):
+    breaks = load("breaks")
+    breaks.loc[0, "series"] = "colour == 'blue'"
+    with pytest.raises(DataError, match=r"breaks\.csv, line 2, column 'series'.*unknown column 'colour'"):
+        ledger.check_breaks(breaks, list(range(2, len(breaks) + 2)), package(), tmp_path / "breaks.csv")
+
+
+def test_counts_carry_their_sources_qualifier():
+    assert qualified(12600, "more_than") == "more than 12,600"
+    assert qualified(203467, "approximately") == "approximately 203,467"
+    assert qualified(949287, "exact") == "949,287"
+
+
 # ---------------------------------------------------------------- the built book
 
 def _pages(built_site):
@@ -233,7 +293,8 @@ def test_a_guarded_sentence_the_data_no_longer_support_stops_the_build(built_sit
     assert not (repo / "_build" / "html").exists(), "a book with a false sentence was published"
     # chapters execute in parallel, so whichever guarded feedback sentence is checked first stops
     # the build: chapter 6's, or the safe-to-say page's; either way the message quotes it
-    quoted = {"ch6_feedback": "fell from about 65 to about", "sts_s9": "feedback instances per 100 reports made available to them in 2020"}
+    quoted = {"ch6_feedback": "fell from about 68 to about",
+              "sts_s9": "feedback instances per 100 actionable reports made available to them in 2020"}
     fired = [key for key in quoted if f"sentence '{key}'" in output]
     assert "FalseSentence" in output and fired, output[-3000:]
     assert all(quoted[key] in output for key in fired), "the message does not quote the sentence"

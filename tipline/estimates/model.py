@@ -128,7 +128,7 @@ def us_counts() -> pd.DataFrame:
     other = load("us_counts")
     labels = {"by_country_referrals": "By-country table, U.S. referrals",
               "by_country_informational": "By-country table, U.S. informational",
-              "ncmec_referred_us": "\u201cReferred to law enforcement in the U.S.\u201d (as quoted)"}
+              "ncmec_referred_us": "NCMEC statement of U.S. referrals, as quoted by a fact-check site"}
     for key, label in labels.items():
         add(key, label, DISTINCT, other[other["count"] == key], "us_counts")
     escalations = load("escalations")

@@ -11,9 +11,18 @@ parses every selection when the data are validated (tipline.evidence.validate), 
 operator or value stops the build naming claims.csv's line and column; `evidence()` then
 computes the value with plain comparisons. Nothing from the data is passed to
 DataFrame.query or eval. For dataset 'model' the numerator names an outcome of the model.
+
+Two more ledgers follow the same rules. The quotation ledger (data/quotes.csv): every passage a
+page quotes, in the source's exact words, with the passage it was read in and a digest of that
+passage; `check_quotes()` refuses a quotation that is not part of its passage or a passage whose
+digest no longer matches, so an edited quotation stops the build. The series breaks
+(data/breaks.csv): the years in which what a dataset counts changed; a break's `series` names
+its rows with the conditions of a selection (`provider == 'Facebook'`), and `breaks_within()` /
+`breaks_in()` find the breaks a span of years or a chart's rows cross.
 """
 from __future__ import annotations
 
+import hashlib
 import operator
 import re
 from dataclasses import dataclass
@@ -87,15 +96,22 @@ def parse(text: str, dataset: str, fields: dict[str, dict]) -> Selection:
 
     if field(match["column"])["type"] not in ("integer", "number"):
         raise ValueError(f"column {match['column']!r} of {dataset!r} holds no numbers to sum")
-    conditions = []
-    for part in (match["conditions"].split(" and ") if match["conditions"] else []):
+    return Selection(dataset, match["aggregation"], match["column"], conditions(match["conditions"] or "", dataset, fields))
+
+
+def conditions(text: str, dataset: str, fields: dict[str, dict]) -> tuple[tuple[str, str, object], ...]:
+    """The conditions "column == value and ..." of a selection (empty text: none); ValueError says what is wrong."""
+    found = []
+    for part in (text.split(" and ") if text else []):
         condition = CONDITION.fullmatch(part)
         if not condition:
             raise ValueError(f"{part!r} is not a condition of the form \"column == value\"")
         if condition["op"] not in COMPARE:
             raise ValueError(f"unknown operator {condition['op']!r} in {part!r} (use {', '.join(COMPARE)})")
-        conditions.append((condition["column"], condition["op"], _literal(condition["value"], field(condition["column"]))))
-    return Selection(dataset, match["aggregation"], match["column"], tuple(conditions))
+        if condition["column"] not in fields:
+            raise ValueError(f"unknown column {condition['column']!r} in dataset {dataset!r} (its columns: {', '.join(fields)})")
+        found.append((condition["column"], condition["op"], _literal(condition["value"], fields[condition["column"]])))
+    return tuple(found)
 
 
 def _schemas(pkg: dict) -> dict[str, dict[str, dict]]:
@@ -189,3 +205,82 @@ def holds(condition: str, value: float, claimed: float | None = None) -> bool:
         raise ValueError(f"{condition!r} is not a condition such as '> 0.5' or '== claimed'")
     sign, target = match.groups()
     return COMPARE[sign](value, float(claimed) if target == "claimed" else float(target))
+
+
+# ---------------------------------------------------------------- the quotation ledger
+
+def digest(context: str) -> str:
+    """The digest quotes.csv records for the passage a quotation was read in."""
+    return hashlib.sha256(context.encode("utf-8")).hexdigest()[:16]
+
+
+def check_quotes(quotes: pd.DataFrame, lines: list[int], path: Path) -> None:
+    """Refuse a quotation that is not word for word part of the passage it was read in, a passage
+    edited since it was read (its digest no longer matches), or text that cannot be one inline
+    quotation (a line break)."""
+    for line, row in zip(lines, quotes.itertuples(index=False)):
+        for column in ("text", "context"):
+            if "\n" in getattr(row, column):
+                raise DataError(path, line, column, "contains a line break: a quotation is one run of text")
+        if row.text not in row.context:
+            raise DataError(path, line, "text", f"{row.text!r} is not word for word part of its context: "
+                            "a quotation must be the source's exact words (read the source again and copy them)")
+        if digest(row.context) != row.digest:
+            raise DataError(path, line, "context", f"does not match its digest {row.digest}: the passage was "
+                            "edited after it was read; read the source again and record the passage and its digest")
+
+
+# ---------------------------------------------------------------- series breaks
+
+def check_breaks(breaks: pd.DataFrame, lines: list[int], pkg: dict, path: Path) -> None:
+    """Refuse a break whose `series` is not a list of conditions on its dataset's columns."""
+    schemas = _schemas(pkg)
+    for line, row in zip(lines, breaks.itertuples(index=False)):
+        try:
+            conditions(row.series, row.dataset, schemas[row.dataset])
+        except ValueError as error:
+            raise DataError(path, line, "series", str(error)) from None
+
+
+def _in_series(frame: pd.DataFrame, row) -> pd.DataFrame:
+    wanted = conditions(row.series, row.dataset, _schemas(package())[row.dataset])
+    return Selection(row.dataset, "sum", "", wanted).rows(frame) if wanted else frame
+
+
+def breaks_within(dataset: str, first: int, last: int, rows: pd.DataFrame | None = None,
+                  table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rows of breaks.csv for `dataset` that a span from year `first` to year `last` crosses:
+    first < break year <= last. With `rows` (rows of the dataset), a break of one series counts
+    only if some of those rows belong to it."""
+    table = load("breaks") if table is None else table
+    found = table[(table["dataset"] == dataset) & (table["year"] > first) & (table["year"] <= last)]
+    if rows is not None:
+        found = found[[not _in_series(rows, row).empty for row in found.itertuples(index=False)]]
+    return found
+
+
+def _key(values) -> tuple:
+    """Cells compared as text, so 2021 read back as 2021.0 after a concat still matches."""
+    return tuple(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values)
+
+
+def breaks_in(frame: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The breaks the rows of a chart or table cross, whatever datasets they were drawn from.
+
+    A row belongs to a dataset when it has all the dataset's columns with the values of one of its
+    rows; for each dataset with breaks, the years of its rows in `frame` (of the break's series)
+    are compared with each break's year.
+    """
+    table = load("breaks") if table is None else table
+    crossed = []
+    for dataset, breaks in table.groupby("dataset", sort=False):
+        columns = list(_schemas(package())[dataset])
+        if not set(columns) <= set(frame.columns):
+            continue
+        known = {_key(values) for values in load(dataset)[columns].itertuples(index=False)}
+        mine = frame[[_key(values) in known for values in frame[columns].itertuples(index=False)]]
+        for row in breaks.itertuples(index=False):
+            years = _in_series(mine, row)["year"]
+            if len(years) and years.min() < row.year <= years.max():
+                crossed.append(row)
+    return pd.DataFrame(crossed, columns=table.columns).drop_duplicates(["year", "what_changed", "source_id"])

@@ -7,6 +7,7 @@ import re
 
 import pandas as pd
 
+from ..evidence import ledger
 from ..evidence.data import sources
 
 GRADE_LABEL = {"primary": "primary source", "transcription": "third-party transcription",
@@ -59,7 +60,23 @@ def source_note(frame: pd.DataFrame, dataset: str) -> "SourceNote":
     name = html.escape(dataset, quote=True)
     link = f'<a href="../data/{name}.csv" download>{name}.csv</a>'
     return SourceNote(f'<div class="tipline-source"><details><summary>Sources ({len(items)})</summary>'
-                      f'<ul>{"".join(items)}</ul></details><p><strong>Data:</strong> {link}</p></div>')
+                      f'<ul>{"".join(items)}</ul></details><p><strong>Data:</strong> {link}</p>'
+                      f'{breaks_html(frame)}</div>')  # a series break the rows cross (data/breaks.csv)
+
+
+def breaks_html(frame: pd.DataFrame) -> str:
+    """One escaped paragraph per series break (data/breaks.csv) that the rows of a chart or table
+    cross, with its source and grade; empty if none."""
+    registry = sources()
+    parts = []
+    for row in ledger.breaks_in(frame).itertuples(index=False):
+        entry = registry.loc[row.source_id]
+        title = html.escape(entry["title"])
+        if isinstance(entry["url"], str) and entry["url"]:
+            title = f'<a href="{html.escape(entry["url"], quote=True)}">{title}</a>'
+        parts.append(f'<p class="tipline-break"><strong>Series break, {row.year}:</strong> {html.escape(row.what_changed)} '
+                     f'(<em>{title}</em>, {html.escape(row.locator)} [{GRADE_LABEL[entry["grade"]]}])</p>')
+    return "".join(parts)
 
 
 class SourceNote(str):

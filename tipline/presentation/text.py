@@ -5,10 +5,24 @@ A sentence that states a comparison or a direction ("above", "at least", "in eve
 while the chapter executes: data that falsify it stop the build with a message quoting the
 sentence. `pick()` chooses the words from the data instead, for sentences that must say
 whichever way the data go.
+
+Quotations come only from the quotation ledger, data/quotes.csv: `quote()` glues a row's exact
+words between quotation marks with its citation (for `{glue:md}`name:myst`` in the prose), and
+`quoted()` returns them for a sentence built here that names its source itself. No chapter types
+a quotation. `breaks_note()` glues the disclosure of every series break (data/breaks.csv) that a
+sentence's span of years crosses, and the source note under a chart
+(tipline.presentation.notes) shows those its rows cross.
 """
 from __future__ import annotations
 
+import re
+
+import pandas as pd
+from IPython.display import Markdown
 from myst_nb import glue
+
+from ..evidence import ledger
+from ..evidence.data import load
 
 
 class FalseSentence(AssertionError):
@@ -74,3 +88,102 @@ def evidence_words(value: float, kind: str) -> str:
     if kind == "none":
         return "(no public series)"
     return {"count": count, "share": share, "ratio": lambda number: f"{number:.2f}"}[kind](value)
+
+
+QUALIFIERS = {"exact": "", "approximately": "approximately ", "about": "about ", "rounded": "about ",
+              "more_than": "more than ", "at_least": "at least "}
+
+
+def qualified(value: float, qualifier: str) -> str:
+    """A count with the word its source puts before it: 'more than 12,600', 'approximately 203,467'."""
+    return QUALIFIERS[qualifier] + count(value)
+
+
+# ---------------------------------------------------------------- quotations, from data/quotes.csv
+
+SOURCE_ID = re.compile(r"[a-z0-9_]+", re.ASCII)
+OPEN, CLOSE = "\u201c", "\u201d"
+
+
+def markdown_literal(text: str) -> str:
+    """`text` as MyST Markdown that renders as exactly that text: every ASCII punctuation mark is
+    backslash-escaped (CommonMark), so no cell of data/ can open a role, a link or HTML."""
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"{text!r} contains a line break: it cannot be pasted inline")
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
+
+
+def _inner(text: str) -> str:
+    """A quotation within the quotation takes single marks: the source's words, punctuated as quoted."""
+    return text.replace(OPEN, "\u2018").replace(CLOSE, "\u2019")
+
+
+def _quotation(quote_id: str):
+    ledger_rows = load("quotes").set_index("quote_id")
+    if quote_id not in ledger_rows.index:
+        raise KeyError(f"no quotation {quote_id!r} in data/quotes.csv: add the source's exact words there first")
+    row = ledger_rows.loc[quote_id]
+    if not SOURCE_ID.fullmatch(row["source_id"]):
+        raise ValueError(f"quotation {quote_id!r}: {row['source_id']!r} is not a source id")
+    if row["text"] not in row["context"] or ledger.digest(row["context"]) != row["digest"]:
+        raise ValueError(f"quotation {quote_id!r} is not part of the passage it was read in, or that passage "
+                         "changed after it was read (data/quotes.csv)")
+    return row
+
+
+def quoted(quote_id: str) -> str:
+    """The exact words of quotation `quote_id` between quotation marks, for a sentence that gives
+    its source in its own words or in the source note beside it."""
+    return OPEN + _inner(_quotation(quote_id)["text"]) + CLOSE
+
+
+def quote_all(name: str, quote_ids: list[str], conjunction: str = "and") -> str:
+    """Glue several short quotations from one source as a list (“a”, “b” and “c”) with one citation,
+    for {glue:md}`name:myst`; returns the list in plain text."""
+    rows = [_quotation(quote_id) for quote_id in quote_ids]
+    cited = {row["source_id"] for row in rows}
+    if len(cited) != 1:
+        raise ValueError(f"quote_all() takes quotations from one source; {quote_ids} come from {sorted(cited)}")
+
+    def listed(words):
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" {conjunction} " + words[-1]
+
+    markdown = listed([OPEN + markdown_literal(_inner(row["text"])) + CLOSE for row in rows]) + f" {{cite:p}}`{cited.pop()}`"
+    glue(name, Markdown(markdown), display=False)
+    return listed([OPEN + _inner(row["text"]) + CLOSE for row in rows])
+
+
+def quote(name: str, quote_id: str) -> str:
+    """Glue quotation `quote_id` with its citation under `name`, for {glue:md}`name:myst` in the
+    prose; returns the words with their quotation marks."""
+    row = _quotation(quote_id)
+    glue(name, Markdown(f"{OPEN}{markdown_literal(_inner(row['text']))}{CLOSE} {{cite:p}}`{row['source_id']}`"), display=False)
+    return OPEN + _inner(row["text"]) + CLOSE
+
+
+# ---------------------------------------------------------------- series breaks, from data/breaks.csv
+
+GRADE_WORDS = {"primary": "", "transcription": " (a third-party transcription)", "secondary": " (a secondary source)"}
+
+
+def _break_words(row) -> str:
+    return f"Series break in {row.year}{GRADE_WORDS[row.grade]}. {row.what_changed}"
+
+
+def break_words(dataset: str, first: int, last: int, rows: pd.DataFrame | None = None) -> str:
+    """The disclosure, in plain sentences, of every break of `dataset` that a span from year `first`
+    to year `last` crosses (tipline.evidence.ledger.breaks_within); empty when it crosses none."""
+    return " ".join(_break_words(row) for row in ledger.breaks_within(dataset, first, last, rows).itertuples(index=False))
+
+
+def breaks_note(name: str, dataset: str, first: int, last: int, rows: pd.DataFrame | None = None) -> str:
+    """Glue under `name`, for {glue:md}`name:myst`, the disclosure of every break of `dataset` between
+    years `first` and `last`, each with its citation; an empty note when the span crosses none.
+    Returns the plain sentences."""
+    found = ledger.breaks_within(dataset, first, last, rows)
+    words = " ".join(_break_words(row) for row in found.itertuples(index=False))
+    markdown = " ".join(f"{markdown_literal(_break_words(row).rstrip('.'))} {{cite:p}}`{row.source_id}`."
+                        for row in found.itertuples(index=False) if SOURCE_ID.fullmatch(row.source_id))
+    glue(name, Markdown(markdown), display=False)
+    return words
+
