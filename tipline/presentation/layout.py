@@ -34,6 +34,7 @@ FIT_WIDTH = 240  # px: a compound chart's panel width on a phone until the site 
 
 _NARROW_CHARS = set("iljI.,:;|!'` ")
 _MID_CHARS = set("ftr()[]-/")
+BLANK = "\u200b"  # the text of a blank line: a zero-width space (vega trims spaces from each line)
 LEGEND_CHANNELS = ("color", "fill", "stroke", "opacity", "shape", "size", "strokeDash")
 
 
@@ -87,8 +88,10 @@ def label_expr(values, width: float, lines: int | None = None) -> tuple[str | No
         chosen = {value: parts for value, parts in broken.items() if len(parts) > 1}
         default = "datum.label"
     else:
-        chosen = {value: [""] * (lines - len(parts)) + parts for value, parts in broken.items()}
-        default = "[" + "".join('"", ' for _ in range(lines - 1)) + "datum.label]" if lines > 1 else "datum.label"
+        # a blank line holds a zero-width space: SVG moves a line down by its first character, and an
+        # empty line has none (two empty lines in a row would collapse into one)
+        chosen = {value: [BLANK] * (lines - len(parts)) + parts for value, parts in broken.items()}
+        default = "[" + "".join(f"{json.dumps(BLANK)}, " for _ in range(lines - 1)) + "datum.label]" if lines > 1 else "datum.label"
     chosen = {value: parts for value, parts in chosen.items() if len(parts) > 1}
     if not chosen:
         return None, most
