@@ -464,6 +464,36 @@ def test_every_chart_fits_a_phone_and_a_desktop(built_site, server, browser, wid
     assert not problems, f"{len(problems)} problems at {width} px:\n" + "\n".join(problems)
 
 
+def _until(page, expression: str, seconds: float = 15) -> None:
+    """Wait until `expression` is true in the page. (Playwright's wait_for_function polls with eval,
+    which the pages' security policy refuses; page.evaluate is not subject to it.)"""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true after {seconds} s: {expression}"
+        page.wait_for_timeout(100)
+
+
+@pytest.mark.full
+def test_a_chart_is_drawn_again_in_the_layout_that_suits_a_new_width(server, browser):
+    """A phone turned sideways or a window made narrower: each chart is drawn again in the layout for
+    its new width (a compound chart's panels fitted again), with no console error."""
+    page, errors, outside = _open(browser, f"{server}/chapters/02_reporters.html", width=1280)
+    charts = _wait_for_charts(page)
+    layouts = "() => [...document.querySelectorAll('.tipline-chart[data-ready]')].map(c => c.getAttribute('data-layout'))"
+    _until(page, f"document.querySelectorAll('.tipline-chart[data-ready]').length >= {charts}")
+    assert set(page.evaluate(layouts)) == {"wide"}
+    page.set_viewport_size({"width": 375, "height": 740})
+    _until(page, f"document.querySelectorAll('.tipline-chart[data-ready][data-layout=phone]').length >= {charts}")
+    measured = [page.locator(".tipline-chart").nth(index).evaluate(CHART_BOXES) for index in range(charts)]
+    assert not [problem for chart in measured for problem in chart_problems(chart, phone=True)]
+    page.set_viewport_size({"width": 1280, "height": 900})
+    _until(page, f"document.querySelectorAll('.tipline-chart[data-ready][data-layout=wide]').length >= {charts}")
+    assert not errors and not outside
+    page.close()
+
+
 # ---------------------------------------------------------------- the printed book
 
 PRINTED_CONTROLS = """() => [...document.querySelectorAll(

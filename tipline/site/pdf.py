@@ -24,6 +24,7 @@ import http.server
 import io
 import os
 import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -62,9 +63,13 @@ def prepare(page, url: str) -> None:
     page.emulate_media(media="print")
     page.goto(url, wait_until="load")
     charts = page.locator(".tipline-chart").count()
-    if charts:
-        page.wait_for_function(f"document.querySelectorAll('.tipline-chart[data-ready] svg.marks').length >= {charts}",
-                               timeout=60000)
+    # polled with page.evaluate: Playwright's wait_for_function evaluates its predicate with eval,
+    # which the pages' Content-Security-Policy refuses
+    deadline = time.monotonic() + 60
+    while page.evaluate("document.querySelectorAll('.tipline-chart[data-ready] svg.marks').length") < charts:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}: the charts were not drawn in 60 s")
+        page.wait_for_timeout(100)
     page.evaluate(f"document.querySelectorAll({PRINTED_OPEN!r}).forEach(d => {{ d.open = true; }})")
 
 
