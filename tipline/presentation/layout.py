@@ -27,7 +27,8 @@ import json
 import math
 
 NARROW_BELOW = 560  # px: a chart given less width than this is drawn in its phone layout
-PHONE_TEXT = 290  # px a line of text may take in the phone layout (a 320-px screen keeps a margin)
+PHONE_TEXT = 260  # px a line of text may take in the phone layout: a 320-px screen leaves a chart 280
+PHONE_LEGEND = 200  # px a legend label may take on a phone: legends start where the plot does, after the y axis
 WIDE_TEXT = 520  # px a line of text may take in the wide layout (at least NARROW_BELOW wide)
 LINE = 15  # px from one line of 12-px text to the next
 FIT_WIDTH = 240  # px: a compound chart's panel width on a phone until the site script fits it
@@ -168,7 +169,7 @@ def _legends(root: dict, rows: list, width: float, phone: bool) -> None:
             if name in LEGEND_CHANNELS and isinstance(channel, dict) and "field" in channel and channel.get("legend", {}) is not None:
                 legends.append(channel)
     fields = list(dict.fromkeys(channel["field"] for channel in legends))
-    share = width / max(len(fields), 1) if not phone else width
+    share = width / max(len(fields), 1) if not phone else PHONE_LEGEND + 30
     for channel in legends:
         values = [value for value in _values(rows, channel["field"]) if isinstance(value, str)]
         legend = channel.get("legend") or {}
@@ -248,8 +249,9 @@ def _labels_above(root: dict, rows: list, width: float, phone: bool) -> None:
     view["height"] = {"step": step, "for": "position"} if offset_band else {"step": step}
 
 
-def _stack_panels(spec: dict) -> None:
-    """Panels side by side, one above the other; panel widths for the site script to fit."""
+def _stack_panels(spec: dict, rows: list) -> None:
+    """Panels side by side, one above the other, their headers broken into lines; panel widths for
+    the site script to fit."""
     if "hconcat" in spec:
         spec["vconcat"] = spec.pop("hconcat")
     facet = spec.get("facet")
@@ -260,6 +262,9 @@ def _stack_panels(spec: dict) -> None:
             spec["columns"] = 1
         header = column.get("header") or {}
         header.update({"labelOrient": "top", "labelAnchor": "start", "labelAlign": "left", "labelAngle": 0, "labelLimit": 0})
+        expr, _ = label_expr(_values(rows, column.get("field", "")), PHONE_TEXT - 60)
+        if expr:
+            header["labelExpr"] = expr
         column["header"] = header
     paths = []
     if "facet" in spec or "repeat" in spec:
@@ -293,11 +298,13 @@ def phone(spec: dict) -> dict:
     spec = copy.deepcopy(spec)
     rows = _rows(spec, [])
     config = spec.setdefault("config", {})
-    config.setdefault("legend", {}).update({"orient": "bottom", "direction": "vertical", "labelLimit": 0, "titleLimit": 0})
+    # several legends one below the other, not side by side
+    config.setdefault("legend", {}).update({"orient": "bottom", "direction": "vertical", "labelLimit": 0, "titleLimit": 0,
+                                            "layout": {"bottom": {"direction": "vertical", "anchor": "start"}}})
     config.setdefault("axis", {}).update({"labelOverlap": True, "titleLimit": 0})
     config.setdefault("axisX", {}).update({"labelAngle": 0})
     _title(spec, PHONE_TEXT)
-    _stack_panels(spec)
+    _stack_panels(spec, rows)
     _legends(spec, rows, PHONE_TEXT, phone=True)
     _labels_above(spec, rows, PHONE_TEXT, phone=True)
     _axis_titles(spec, PHONE_TEXT)
