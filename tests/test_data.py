@@ -63,6 +63,20 @@ def test_shares_are_fractions_and_totals_add_up():
     assert (sums == annual.reindex(sums.index)).all()
 
 
+QUALIFIERS = ["exact", "about", "more_than", "at_least"]
+
+
+def test_one_qualifier_vocabulary_in_every_file():
+    """Every qualifier field in the package allows the same words, and the data use no others."""
+    fields = {resource["name"]: field for resource in tipline.evidence.data.package()["resources"]
+              for field in resource["schema"]["fields"] if field["name"] == "qualifier"}
+    frames = load_all(DATA)
+    assert set(fields) == {name for name, frame in frames.items() if "qualifier" in frame}
+    for name, field in fields.items():
+        assert field["constraints"]["enum"] == QUALIFIERS, name
+        assert set(frames[name]["qualifier"]) <= set(QUALIFIERS), name
+
+
 def _edit(tmp_path: Path, name: str, change) -> Path:
     copy = tmp_path / "data"
     shutil.copytree(DATA, copy)
@@ -89,6 +103,7 @@ BAD_INPUTS = {
     "unknown verdict": ("claims.csv", lambda rows: _set(rows, 4, "verdict", "probably"), 4, "verdict"),
     "range upside down": ("assumptions.csv", lambda rows: _set(rows, 3, "low", "9"), 3, "low"),
     "unknown provider link": ("us_referrals.csv", lambda rows: _set(rows, 4, "esp_provider", "Myspace"), 4, "esp_provider"),
+    "qualifier outside the vocabulary": ("waiting.csv", lambda rows: _set(rows, 7, "qualifier", "approximately"), 7, "qualifier"),
 }
 
 
@@ -109,7 +124,7 @@ def test_parts_that_do_not_add_up_are_refused(tmp_path):
         load_all(copy)
 
 
-TIP_MEASURES = {"tips_received", "tips_investigated", "tips_referred_out", "backlog_years"}
+TIP_MEASURES = {"tips_received", "cybercrime_tips_received", "complaints_received", "tips_investigated", "tips_referred_out", "backlog_years"}
 
 
 def _funnel_problems(funnels) -> list[str]:

@@ -162,13 +162,43 @@ def test_rounding_unit_of_more_than_counts():
     assert outcomes._rounding_unit(203467) == 1
 
 
-def test_verdict_wording_never_overstates():
-    assert outcomes.verdict(pd.Series({"never_investigated": 1.0, "investigated_no_arrest": 0.0, "arrest": 0.0})) \
-        == "never investigated in every accepted draw"
-    assert "99%" in outcomes.verdict(pd.Series({"never_investigated": 0.99, "investigated_no_arrest": 0.01, "arrest": 0}))
-    assert "depends" in outcomes.verdict(pd.Series({"never_investigated": 0.6, "investigated_no_arrest": 0.4, "arrest": 0}))
-    assert outcomes.verdict(pd.Series({"never_investigated": 0.4, "investigated_no_arrest": 0.35, "arrest": 0.25})) \
-        .startswith("depends on the assumptions")
+def test_the_condition_is_the_mode_in_every_draw_and_impossible_products_are_rejected():
+    """No case opened comes first exactly while share x reports per case lies below the draw's line,
+    and no accepted draw puts more reports in cases than exist."""
+    priors = outcomes.assumptions("per_case_up_to_10")  # wide enough for both sides of the line and rejections
+    frame = outcomes.draw(outcomes.years()[-1], draws=5000, priors=priors)
+    accepted = outcomes.accepted_draws(frame)
+    below = accepted["product"] < accepted["flip_product"]
+    assert 0.2 < below.mean() < 0.9
+    assert ((accepted["mode"] == "never_investigated") == below).all()
+    assert (accepted["product"] <= accepted["product_ceiling"]).all()
+    assert not frame.loc[frame["product"] > frame["product_ceiling"], "accepted"].any()
+    assert (frame["product"] > frame["product_ceiling"]).any()
+    summary = outcomes.condition(frame)
+    assert summary["probability_below"] == pytest.approx(below.mean())
+    assert summary["low"] <= summary["median"] <= summary["high"] < summary["ceiling"]
+
+
+def test_a_prior_set_replaces_only_the_parameters_it_names():
+    baseline = outcomes.assumptions()
+    assert outcomes.prior_sets()[0] == outcomes.BASELINE and len(outcomes.prior_sets()) >= 7
+    for name in outcomes.prior_sets()[1:]:
+        changed = outcomes.changed(name)
+        assert changed, f"{name} changes nothing"
+        priors = outcomes.assumptions(name)
+        assert list(priors.index) == list(baseline.index)
+        same = [p for p in baseline.index if p not in changed]
+        assert priors.loc[same, ["distribution", "low", "high"]].equals(baseline.loc[same, ["distribution", "low", "high"]])
+        assert (priors.loc[changed, "prior_set"] == name).all()
+    with pytest.raises(KeyError, match="no prior set"):
+        outcomes.assumptions("nowhere")
+
+
+def test_a_wider_prior_on_reports_per_arrest_lowers_the_share_without_an_arrest():
+    year = outcomes.years()[-1]
+    base = outcomes.no_arrest(outcomes.draw(year, draws=5000))
+    wide = outcomes.no_arrest(outcomes.draw(year, draws=5000, priors=outcomes.assumptions("per_arrest_up_to_10")))
+    assert wide["low"] < base["low"] and wide["median"] < base["median"]
 
 
 # --- the federal definition: reports sent to federal agencies come with federal outcomes ------------
@@ -238,3 +268,31 @@ def test_the_missing_federal_investigations_are_exactly_what_would_change_the_an
             assert (shares["never_investigated"] > runner_up).all()
         else:
             assert (shares["never_investigated"] <= runner_up + 1e-9).all()
+
+
+# --- the evidence on the condition: bounds at single task forces, in the direction they hold ---------
+
+def _funnel(unit, tips, cases, attribution, measure="investigations_opened", tips_qualifier="exact"):
+    base = dict(unit=unit, unit_name=unit.title(), state="XX", scope="test", period="calendar_year", period_start="2020-01-01",
+                period_end="2020-12-31", source_id="test", locator="here", grade="secondary", note="")
+    return [dict(base, measure="tips_received", value=tips, qualifier=tips_qualifier, attribution="not_applicable"),
+            dict(base, measure=measure, value=cases, qualifier="exact", attribution=attribution)]
+
+
+def test_each_published_count_bounds_what_it_can_and_only_from_above():
+    from tipline.estimates import condition
+
+    rows = pd.DataFrame(_funnel("proactive", 500, 900, "all_work", "cases_opened") + _funnel("tips", 663, 583, "from_tips")
+                        + _funnel("unknown", 1000, 250, "unknown") + _funnel("rounded", 3000, 600, "unknown", tips_qualifier="more_than"))
+    found = condition.evidence(rows).set_index(["unit", "quantity"])
+    # 500 tips among 900 cases of every origin: at most 5 in 9 cases begun by a report, and at most 5/9 reports per case overall
+    assert found.loc[("proactive", "share"), "high"] == pytest.approx(500 / 900)
+    assert found.loc[("proactive", "product"), "high"] == pytest.approx(500 / 900)
+    # cases tied to tips bound reports per case, not the share
+    assert found.loc[("tips", "per_case"), "high"] == pytest.approx(663 / 583)
+    assert ("tips", "share") not in found.index and ("tips", "product") not in found.index
+    # cases of unknown origin bound the product only, and more tips than cases bound no share
+    assert found.loc[("unknown", "product"), "high"] == pytest.approx(4.0) and ("unknown", "share") not in found.index
+    # "more than 3,000 tips" bounds at the top of its rounding unit, the loosest value it allows
+    assert found.loc[("rounded", "product"), "high"] == pytest.approx(4000 / 600)
+    assert (found["low"] <= found["high"]).all()

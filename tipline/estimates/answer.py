@@ -1,10 +1,12 @@
 """The book's answer in machine-readable form: data/answer.json in the built site.
 
-One function, `compute()`, gathers every headline figure of the model chapter: for each
-modelled year and definition of a genuine U.S. report, each outcome's median and interval from
-the top-down model; the threshold; the bottom-up fit to the task-force funnels and its
-predictive intervals for a new unit-period; the reconciliation of the two; the held-out
-validation. The chapter glues its prose from the same dictionary, and a test checks that the
+`compute()` gathers every headline figure of the model chapter: the outcome classes and what each
+counts; for each modelled year and definition of a genuine U.S. report, each outcome's median and
+interval from the top-down model; the condition under which "no case opened" comes first, per
+year; the sensitivity of the answer to every prior set; the bottom-up fit to the task-force
+funnels (its slope on volume, the rates at given volumes, the national share at the average
+volume), scored by leaving one unit out against two baselines; the two routes compared like with
+like and the evidence they share. Chapters read it through `load()`; a test checks that the
 published file and the glued figures agree.
 """
 from __future__ import annotations
@@ -13,33 +15,18 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from . import funnels, outcomes
-from ..evidence import data
+import numpy as np
+
+from . import condition, funnels, outcomes, reconcile
 
 QUESTION = "Using best inference, what is the most common outcome of a genuine, U.S.-jurisdiction NCMEC CyberTipline report?"
+VOLUMES = (500, 1_000, 5_000)  # the unit volumes of task_force_predictive, besides the headline year's average
+CURVE = np.geomspace(100, 30_000, 21)  # volumes at which the fitted mean rate is drawn
 
 
-def percent(value: float) -> str:
-    """A share as the chapters print it: one decimal near 0 or 1, none in between; a share that
-    would round to 0% or 100% without being exactly that is said as under 0.1% / over 99.9%."""
-    if value < 0.001:
-        return "under 0.1%"
-    if 0.999 < value < 1:
-        return "over 99.9%"
-    return f"{100 * value:.{1 if value < 0.1 or value > 0.9 else 0}f}%"
-
-
-def _interval(values: dict) -> dict:
-    return {key: (round(float(values[key]), 6) if isinstance(values[key], float) else values[key])
-            for key in ("median", "low", "high", "level")}
-
-
-def task_force_reports(year: int) -> int:
-    """All reports (actionable and informational) NCMEC made available to ICAC task forces in `year`:
-    what a task force counts as tips received."""
-    recipients = data.load("recipients")
-    rows = recipients[(recipients["year"] == year) & (recipients["recipient"] == "icac")]
-    return int(rows["reports"].sum())
+def _round(values: dict) -> dict:
+    return {key: (round(float(value), 6) if isinstance(value, (float, np.floating)) else value)
+            for key, value in values.items()}
 
 
 @lru_cache(maxsize=1)
@@ -62,103 +49,116 @@ def bottom_up() -> funnels.Result:
     return _bottom_up()
 
 
-def bottom_up_mode_probability(result: funnels.Result) -> float:
-    """Posterior probability, for the mean task force, that a tip never opened as an investigation
-    is more common than one opened without an arrest: P(mu_inv < (1 + mu_arrest) / 2), with
-    mu_arrest at its posterior median (it is small, so its uncertainty barely moves the line)."""
-    from scipy.special import expit
+def _top_down_entry(year: int, definition: str, frame, given: outcomes.Inputs) -> dict:
+    result = outcomes.summary(frame)
+    entry = {
+        "definition": outcomes.DEFINITIONS[definition],
+        "reports": given.reports[definition],
+        "acceptance_rate": round(outcomes.acceptance(frame), 6),
+        "outcomes": {o: _round({"median": result.loc[o, "median"], "low": result.loc[o, "low"],
+                                "high": result.loc[o, "high"], "level": outcomes.LEVEL}
+                               | ({"most_common_in_share_of_draws": result.loc[o, "mode_share"]} if o in outcomes.OUTCOMES else {}))
+                     for o in outcomes.OUTCOMES + ("conviction",)},
+        "no_arrest": _round(outcomes.no_arrest(frame)),
+        "condition": _round(outcomes.condition(frame)),
+    }
+    if definition == outcomes.FEDERAL:
+        federal = given.federal
+        entry["federal_outcomes"] = {
+            "agency": "HSI", "investigations": federal.investigations, "arrests": federal.arrests,
+            "grades": list(federal.grades),
+            "missing_investigations_to_change_the_answer": _round(outcomes.missing_investigations(frame, year)),
+        }
+    return entry
 
-    investigations, arrests = result.fits["investigations"], result.fits["arrests"]
-    line = (1 + arrests.mean_rate()["median"]) / 2
-    marginal = investigations.weights.sum(axis=1)
-    return float(marginal[expit(funnels.LOGIT_MU) < line].sum())
+
+def validation(result: funnels.Result) -> dict:
+    """Leave-one-unit-out scores of the three bottom-up models, stage by stage."""
+    scores = result.scores
+    out = {"method": ("leave one task force out: fit on the others, score all of its figures by their log predictive "
+                      "density (an exact count by its probability; a bound by the probability of lying on its side, "
+                      "censored); inside = figures inside the central interval, or on the consistent side of it for a bound"),
+           "level": funnels.LEVEL, "stages": {}}
+    for stage, rows in scores.groupby("stage", sort=False):
+        by_model = rows.pivot(index="unit", columns="model", values="log_score")
+        stage_entry = {"units": int(len(by_model)), "figures": int(rows[rows["model"] == "size"]["figures"].sum()),
+                       "exact": int(rows[rows["model"] == "size"]["exact"].sum()), "models": {}}
+        for model in funnels.MODELS:
+            mine = rows[rows["model"] == model]
+            entry = {"label": funnels.MODEL_LABELS[model], "log_score": round(float(mine["log_score"].sum()), 4),
+                     "inside": int(mine["inside"].sum())}
+            if model != "size":
+                difference = by_model["size"] - by_model[model]
+                entry["size_model_better_by"] = round(float(difference.sum()), 4)
+                entry["standard_error"] = round(float(np.sqrt(len(difference)) * difference.std(ddof=1)), 4)
+            stage_entry["models"][model] = entry
+        out["stages"][stage] = stage_entry
+    return out
+
+
+def _rates(fitted: funnels.Fit, volumes) -> list[dict]:
+    return [{"tips": round(float(v), 1), **_round(fitted.predictive_at(v))} for v in volumes]
 
 
 def compute() -> dict:
     draws = top_down()
     level = outcomes.LEVEL
     years = outcomes.years()
-    modelled, not_modelled = {}, {}
+    latest = years[-1]
     given = {year: outcomes.inputs(year) for year in years}
+    modelled, not_modelled = {}, {}
     for year in years:
-        modelled[str(year)] = {}
-        for definition in outcomes.definitions(year):
-            label, frame = outcomes.DEFINITIONS[definition], draws[(year, definition)]
-            result = outcomes.summary(frame)
-            threshold = outcomes.threshold_summary(frame)
-            modelled[str(year)][definition] = {
-                "definition": label,
-                "reports": given[year].reports[definition],
-                "acceptance_rate": round(outcomes.acceptance(frame), 6),
-                "outcomes": {o: {"median": round(float(result.loc[o, "median"]), 6),
-                                 "low": round(float(result.loc[o, "low"]), 6),
-                                 "high": round(float(result.loc[o, "high"]), 6), "level": level,
-                                 **({"most_common_in_share_of_draws": round(float(result.loc[o, "mode_share"]), 6)}
-                                    if o in outcomes.OUTCOMES else {})}
-                             for o in outcomes.OUTCOMES + ("conviction",)},
-                "no_arrest": _interval(outcomes.no_arrest(frame)),
-                "threshold_reports_per_investigation": {**_interval(threshold),
-                                                        "probability_below": round(threshold["probability_below"], 6)},
-            }
-            if definition == outcomes.FEDERAL:
-                federal = given[year].federal
-                modelled[str(year)][definition]["federal_outcomes"] = {
-                    "agency": "HSI", "investigations": federal.investigations, "arrests": federal.arrests,
-                    "grades": list(federal.grades),
-                    "missing_investigations_to_change_the_answer": _interval(outcomes.missing_investigations(frame, year)),
-                }
+        modelled[str(year)] = {d: _top_down_entry(year, d, draws[(year, d)], given[year]) for d in outcomes.definitions(year)}
         for definition in outcomes.DEFINITIONS:
             if definition not in modelled[str(year)]:
                 not_modelled.setdefault(str(year), {})[definition] = "no federal outcome counts found for this fiscal year"
     result = bottom_up()
-    fits = result.fits
-    predictive = {f"{stage}_per_tip": _interval(fits[stage].predictive(level))
-                  for stage in ("arrests", "investigations") if fits[stage] is not None}
-    mean = {f"{stage}_per_tip": _interval(fits[stage].mean_rate(level))
-            for stage in ("arrests", "investigations") if fits[stage] is not None}
-    reconciliation = {}
-    for year in years:
-        offered = task_force_reports(year)
-        entry = {"reports_made_available_to_icac": offered}
-        for stage, published, more_than in (("investigations", given[year].investigations, given[year].investigations_more_than),
-                                             ("arrests", given[year].arrests, given[year].arrests_more_than)):
-            if fits[stage] is None:
-                continue
-            rate = fits[stage].mean_rate(level)
-            entry[stage] = {"predicted_from_tips": {k: round(rate[k] * offered) for k in ("median", "low", "high")} | {"level": level},
-                            "published_all_origins": published,
-                            "published_qualifier": "more_than" if more_than else "about",
-                            "ratio_predicted_to_published": round(rate["median"] * offered / published, 4)}
-        reconciliation[str(year)] = entry
-    validation = result.validation
-    main_latest = modelled[str(years[-1])][outcomes.MAIN]
+    volume = reconcile.average_volume(latest)
+    sensitivity = condition.sensitivity(latest)
+    identity = all(((f.loc[f["accepted"], "mode"] == "never_investigated")
+                    == (f.loc[f["accepted"], "product"] < f.loc[f["accepted"], "flip_product"])).all() for f in draws.values())
+    evidence = condition.evidence()
+    national = reconcile.national(result, latest)
+    main = modelled[str(latest)][outcomes.MAIN]
     return {
         "question": QUESTION,
         "main_definition": outcomes.MAIN,
         "level": level,
+        "outcome_classes": {o: {"label": outcomes.OUTCOME_LABELS[o], "counts": outcomes.OUTCOME_COUNTS[o]} for o in outcomes.OUTCOMES},
         "top_down": modelled,
         "not_modelled": not_modelled,
-        "threshold": {year: modelled[year][outcomes.MAIN]["threshold_reports_per_investigation"] for year in modelled},
-        "task_force_predictive": predictive,
-        "task_force_mean": mean,
+        "condition": {str(y): modelled[str(y)][outcomes.MAIN]["condition"] for y in years}
+                     | {"quantity": condition.QUANTITIES["product"], "identity_holds_in_every_draw": bool(identity)},
+        "condition_evidence": [_round(row) for row in evidence.drop(columns=["attribution"]).to_dict("records")],
+        "sensitivity": sensitivity,
+        "task_force_predictive": {f"{stage}_per_tip_at": _rates(result.fits[(stage, "size")], VOLUMES + (volume,))
+                                  for stage in ("arrests", "investigations")},
+        "task_force_curve": {stage: [{"tips": round(float(v), 1), **_round(result.fits[(stage, "size")].mean_rate_at(v))} for v in CURVE]
+                             for stage in ("arrests", "investigations")},
+        "task_force_slope": {stage: _round(result.fits[(stage, "size")].slope()) for stage in ("arrests", "investigations")},
+        "task_force_national": _round({k: v for k, v in national.items() if not isinstance(v, dict)})
+                               | {k: (_round(v) if "median" in v else {o: _round(e) for o, e in v.items()})
+                                  for k, v in national.items() if isinstance(v, dict)},
+        "task_force_unit_mean": {f"{stage}_per_tip": _round(result.fits[(stage, "no_size")].mean_rate_at(funnels.REFERENCE_TIPS))
+                                 | {"note": "mean of unit rates without the volume term (secondary: not a share of tips)"}
+                                 for stage in ("arrests", "investigations")},
         "task_force_units": int(result.table.loc[result.table["usable"], "unit"].nunique()),
-        "task_force_unit_periods": int(result.table.loc[result.table["usable"], ["unit", "period_start", "period_end"]].drop_duplicates().shape[0]),
-        "bottom_up_never_opened_most_common_probability": round(bottom_up_mode_probability(result), 6),
-        "reconciliation": reconciliation,
-        "validation": {
-            "rule": "set aside before fitting, for each stage: the latest unit-period of every unit that published that stage for more than one period, and every unit-period ending in the most recent year the usable figures reach",
-            "held_out": [{"unit": r.unit, "period_start": str(r.period_start), "period_end": str(r.period_end), "stage": r.stage,
-                          "tips": int(r.tips), "count": int(r.count), "kind": r.kind, "covered": bool(r.covered)}
-                         for r in validation.itertuples(index=False)],
-            "covered": int(validation["covered"].sum()),
-            "total": int(len(validation)),
-        },
+        "task_force_unit_periods": int(result.table.loc[result.table["usable"], ["unit", "period_start", "period_end"]]
+                                       .drop_duplicates().shape[0]),
+        "validation": validation(result),
+        "reconciliation": {str(year): reconcile.like_with_like(result, draws, year) for year in years},
+        "shared_evidence": reconcile.shared_evidence(result, evidence),
         "headline": {
-            "year": years[-1],
-            "no_arrest": main_latest["no_arrest"],
-            "most_common": max(outcomes.OUTCOMES, key=lambda o: main_latest["outcomes"][o]["most_common_in_share_of_draws"]),
-            "most_common_probability": max(main_latest["outcomes"][o]["most_common_in_share_of_draws"] for o in outcomes.OUTCOMES),
-            "threshold": main_latest["threshold_reports_per_investigation"],
+            "year": latest,
+            "no_arrest": main["no_arrest"],
+            "no_arrest_over_prior_sets": {"lowest_low": min(e["no_arrest"]["low"] for e in sensitivity),
+                                          "highest_high": max(e["no_arrest"]["high"] for e in sensitivity),
+                                          "prior_sets": len(sensitivity), "level": level},
+            "no_arrest_bottom_up": national["no_arrest"] | {"level": level},
+            "most_common": max(outcomes.OUTCOMES, key=lambda o: main["outcomes"][o]["most_common_in_share_of_draws"]),
+            "most_common_probability_over_prior_sets": {"lowest": min(e["no_case_opened_first"] for e in sensitivity),
+                                                        "highest": max(e["no_case_opened_first"] for e in sensitivity)},
+            "condition": main["condition"],
         },
     }
 

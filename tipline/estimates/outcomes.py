@@ -33,10 +33,20 @@ import pandas as pd
 from ..evidence.data import load
 from .model import downstream
 
+# The outcome classes, named by what is counted. The keys are kept from the first edition (answer.json
+# and the claims ledger use them); the labels are what a reader sees. "No case opened" does not mean
+# nobody looked: task forces say they review every tip. It means the report is not among those that
+# ICAC's count of investigations takes in within the lag the model allows, and it holds reports still
+# waiting, reports handed to agencies outside ICAC, and reports folded into a case begun otherwise.
 OUTCOMES = ("never_investigated", "investigated_no_arrest", "arrest")
-OUTCOME_LABELS = {"never_investigated": "Never investigated",
-                  "investigated_no_arrest": "Investigated, no arrest",
+OUTCOME_LABELS = {"never_investigated": "No case opened",
+                  "investigated_no_arrest": "Case opened, no arrest",
                   "arrest": "Arrest"}
+OUTCOME_COUNTS = {
+    "never_investigated": "reviewed or waiting, but not taken into any investigation in ICAC's count within the lag",
+    "investigated_no_arrest": "taken into an investigation in ICAC's count, with no arrest in it",
+    "arrest": "taken into an investigation that led to an arrest in ICAC's count",
+}
 PARAMETERS = ("share_investigations", "reports_per_investigation", "lag_investigations",
               "share_arrests", "reports_per_arrest", "lag_arrests", "conviction_share")
 PARAMETER_LABELS = {"share_investigations": "Share of ICAC investigations begun by a report",
@@ -50,7 +60,8 @@ PARAMETER_LABELS = {"share_investigations": "Share of ICAC investigations begun 
 # agencies, and only in years with HSI counts of both investigations and arrests.
 FEDERAL_PARAMETERS = ("share_federal_investigations", "share_federal_arrests")
 PARAMETER_LABELS |= {"share_federal_investigations": "Share of HSI investigations begun by a report",
-                     "share_federal_arrests": "Share of HSI arrests in cases begun by a report"}
+                     "share_federal_arrests": "Share of HSI arrests in cases begun by a report",
+                     "funnel_slope": "Bottom-up: change in a task force's log-odds per tip with the log of its tips"}
 FEDERAL_AGENCY = "hsi"
 FISCAL_LEAD = 0.25  # a federal fiscal year is centred on 1 April, a calendar year on 1 July
 SEED = 20240501
@@ -232,8 +243,29 @@ def inputs(year: int) -> Inputs:
     )
 
 
-def assumptions() -> pd.DataFrame:
-    return load("assumptions").set_index("parameter")
+BASELINE = "baseline"
+
+
+def prior_sets() -> list[str]:
+    """The names of the prior sets in data/assumptions.csv: the baseline first, then the alternatives
+    in the order the file lists them."""
+    return [BASELINE] + [name for name in dict.fromkeys(load("assumptions")["prior_set"]) if name != BASELINE]
+
+
+def assumptions(prior_set: str = BASELINE) -> pd.DataFrame:
+    """The priors, one row per parameter: the baseline's, with the rows of `prior_set` in their place."""
+    rows = load("assumptions")
+    if prior_set not in set(rows["prior_set"]):
+        raise KeyError(f"no prior set {prior_set!r} in assumptions.csv")
+    chosen = rows[rows["prior_set"] == prior_set].set_index("parameter")
+    baseline = rows[rows["prior_set"] == BASELINE].set_index("parameter")
+    return pd.concat([chosen, baseline.drop(index=chosen.index, errors="ignore")]).loc[baseline.index]
+
+
+def changed(prior_set: str) -> list[str]:
+    """The parameters a prior set changes from the baseline."""
+    rows = load("assumptions")
+    return list(rows.loc[rows["prior_set"] == prior_set, "parameter"]) if prior_set != BASELINE else []
 
 
 def prior(row: pd.Series, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -275,6 +307,10 @@ def draw(year: int, definition: str = MAIN, draws: int = DRAWS, seed: int = SEED
     investigated = investigations_reach * frame["reports_per_investigation"]
     frame["accepted"] = possible(reports, investigated, arrested)
     frame["threshold"] = threshold(reports, investigations_reach, arrested)
+    # the same line in terms of the product share x reports per case (reports taken in per ICAC investigation)
+    frame["product"] = frame["share_investigations"] * frame["reports_per_investigation"]
+    frame["flip_product"] = frame["threshold"] * frame["share_investigations"]
+    frame["product_ceiling"] = reports * frame["share_investigations"] / investigations_reach  # every report in a case
     for outcome in OUTCOMES:
         frame[outcome] = np.nan
     ok = frame["accepted"].to_numpy()
@@ -329,6 +365,22 @@ def threshold_summary(frame: pd.DataFrame, level: float = LEVEL) -> dict:
             "probability_below": float(below.mean())}
 
 
+def condition(frame: pd.DataFrame, level: float = LEVEL) -> dict:
+    """The mode as a condition. "No case opened" comes first exactly while the product
+    share_investigations x reports_per_investigation (reports taken into cases per ICAC investigation
+    of any origin) stays below the flip line (R + A) / (2 I'), where I' is the investigations moved to
+    the calendar year; the line moves a little with the arrest and lag terms, so it is summarised
+    over the accepted draws. Also: how often the drawn product lies below it, which is the
+    probability the priors give the mode, and the largest product the counts allow (every report in
+    a case, R / I')."""
+    accepted = accepted_draws(frame)
+    tail = (1 - level) / 2
+    line, ceiling = accepted["flip_product"], accepted["product_ceiling"]
+    return {"median": float(line.median()), "low": float(line.quantile(tail)), "high": float(line.quantile(1 - tail)),
+            "level": level, "probability_below": float((accepted["product"] < line).mean()),
+            "ceiling": float(ceiling.median())}
+
+
 def central_setting(priors: pd.DataFrame | None = None) -> dict[str, float]:
     """Every parameter at the median of its prior."""
     priors = assumptions() if priors is None else priors
@@ -371,16 +423,3 @@ def missing_investigations(frame: pd.DataFrame, year: int, level: float = LEVEL)
     return {"median": float(per_year.median()), "low": float(per_year.quantile(tail)),
             "high": float(per_year.quantile(1 - tail)), "level": level,
             "hsi_investigations": given.federal.investigations}
-
-
-def verdict(mode_share: pd.Series) -> str:
-    """Words for the robustness of the mode: never stronger than the draws allow."""
-    top = mode_share.idxmax()
-    label = OUTCOME_LABELS[top].lower()
-    if mode_share[top] == 1.0:
-        return f"{label} in every accepted draw"
-    if mode_share[top] >= 0.9:
-        return f"{label}, in {mode_share[top]:.0%} of accepted draws"
-    if mode_share[top] >= 0.5:
-        return f"{label} in most draws ({mode_share[top]:.0%}), but it depends on the assumptions"
-    return "depends on the assumptions: no outcome is the most common in most draws"

@@ -37,6 +37,34 @@ def share(value: float, digits: int = 1) -> str:
     return f"{100 * value:.{digits}f}%"
 
 
+def percent(value: float, like: float | None = None) -> str:
+    """A share, by the book's one rule for percentages: a whole percent between 10% and 90%, one
+    decimal below 10% or above 90%, and "under 0.1%" / "over 99.9%" where one decimal would round
+    to 0% or 100% without being exactly that. The ends of an interval are printed at the precision
+    of its middle (`like`), so an estimate reads "83% (69% to 94%)", never "83% (69% to 93.5%)"."""
+    value = float(value)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{value!r} is not a share")
+    if value in (0.0, 1.0):
+        return f"{100 * value:.0f}%"
+    if value < 0.001:
+        return "under 0.1%"
+    if value > 0.999:
+        return "over 99.9%"
+    reference = value if like is None else float(like)
+    return f"{100 * value:.{1 if reference < 0.1 or reference > 0.9 else 0}f}%"
+
+
+def interval(values: dict) -> str:
+    """The ends of an interval, at the precision of its middle: "69% to 94%"."""
+    return f"{percent(values['low'], values['median'])} to {percent(values['high'], values['median'])}"
+
+
+def estimate(values: dict) -> str:
+    """A middle and its interval: "83% (69% to 94%)"."""
+    return f"{percent(values['median'])} ({interval(values)})"
+
+
 def millions(value: float, digits: int = 1) -> str:
     return f"{value / 1e6:.{digits}f} million"
 

@@ -31,7 +31,7 @@ import yaml
 
 CHROMIUM = Path(os.environ.get("TIPLINE_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+        "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 NAME = "book.pdf"
 PAPER = "Letter"
 MARGINS_MM = {"top": 15, "bottom": 15, "left": 14, "right": 14}
@@ -80,16 +80,26 @@ def make(site: Path, names: list[str]) -> Path:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    local = f"http://127.0.0.1:{server.server_address[1]}/"
     writer = PdfWriter()
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = browser.new_page()
+            context = browser.new_context(service_workers="block")
+            # the printer reaches no host but the local server, whatever a page asks for (the pages'
+            # policy forbids it already; this holds even if a page lost its policy)
+            elsewhere = []
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
+                          else (elsewhere.append(route.request.url), route.abort()))
+            page = context.new_page()
             for name in names:
-                prepare(page, f"http://127.0.0.1:{server.server_address[1]}/{name}.html")
+                prepare(page, f"{local}{name}.html")
                 title = page.evaluate("(document.querySelector('article h1') || {}).textContent || document.title")
                 margin = {side: f"{mm}mm" for side, mm in MARGINS_MM.items()}
                 printed = PdfReader(io.BytesIO(page.pdf(format=PAPER, print_background=True, margin=margin)))
+                if elsewhere:
+                    raise RuntimeError(f"{name}.html asked for {elsewhere[0]}, which is not this site: "
+                                       "the PDF printer refused the request and stops")
                 first = len(writer.pages)
                 for sheet in printed.pages:
                     writer.add_page(sheet)

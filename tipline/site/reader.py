@@ -111,33 +111,134 @@ def _figures(app, doctree, docname) -> None:
 CFF_SCHEMA = Path(__file__).parent / "schemas" / "citation-file-format-1.2.0.json"
 
 
-def validate_citation(record: dict) -> None:
+class _CitationLoader(yaml.SafeLoader):
+    """YAML read as the Citation File Format means it: an unquoted date stays the text the format
+    describes (PyYAML would make it a date object), and anchors and aliases (which can repeat one
+    part of a file exponentially often) are refused."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(None, None, "anchors and aliases (&name, *name) are not used in "
+                                              "CITATION.cff: write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+_CitationLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def _where(name: str, mark) -> str:
+    return f"{name}, line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _marks(node, name: str, path: tuple = (), found: dict | None = None) -> dict:
+    """Where each value of the document starts (by its path of keys and indexes); a duplicate or
+    merge key is refused (YAML loaders keep the last of two equal keys)."""
+    found = {} if found is None else found
+    found.setdefault(path, node.start_mark)
+    if isinstance(node, yaml.MappingNode):
+        seen = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                raise ValueError(f"{_where(name, key.start_mark)}: a key must be plain text (no merge keys)")
+            if key.value in seen:
+                raise ValueError(f"{_where(name, key.start_mark)}: duplicate key {key.value!r} (first on line "
+                                 f"{seen[key.value].line + 1}): a reader sees one value, the book would use the other")
+            seen[key.value] = key.start_mark
+            found[path + (key.value,)] = key.start_mark
+            _marks(value, name, path + (key.value,), found)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _marks(item, name, path + (index,), found)
+    return found
+
+
+def author_name(author: dict) -> str:
+    """An author as cited: an entity's name, or a person's names in reading order (any part may be
+    missing in CFF: given names alone are valid), or the alias."""
+    parts = [author.get(key) for key in ("given-names", "name-particle", "family-names", "name-suffix")]
+    return str(author.get("name") or " ".join(str(part) for part in parts if part) or author.get("alias") or "")
+
+
+def validate_citation(record: dict, marks: dict | None = None, name: str = "CITATION.cff") -> None:
     """Check a CITATION.cff record against the Citation File Format 1.2.0 schema (vendored:
-    see tipline/schemas/README.md); raise ValueError naming every problem."""
+    see tipline/site/schemas/README.md) and what the pages need of it; raise ValueError naming
+    every problem, with its line and column when `marks` (from `read_citation`) are given."""
     import jsonschema
 
+    from ..evidence.data import unsafe_character
+
+    def at(path) -> str:
+        path = tuple(path)
+        while marks and path and path not in marks:
+            path = path[:-1]
+        return _where(name, marks[path]) if marks and path in marks else name
+
+    if not isinstance(record, dict):
+        raise ValueError(f"{name}: is not a mapping of keys to values")
     if record.get("cff-version") != "1.2.0":
-        raise ValueError(f"CITATION.cff: cff-version {record.get('cff-version')!r}, but the schema here is for 1.2.0")
-    # YAML reads dates as dates; the schema (like the format) describes them as ISO text
+        raise ValueError(f"{at(('cff-version',))}: cff-version {record.get('cff-version')!r}, but the schema here is for 1.2.0")
+    # the schema (like the format) describes dates as ISO text: a date object from another loader becomes that text
     document = json.loads(json.dumps(record, default=str))
     validator = jsonschema.Draft7Validator(json.loads(CFF_SCHEMA.read_text(encoding="utf-8")),
                                            format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
-    problems = [f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+    problems = [f"{at(error.absolute_path)}: {'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
                 for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))]
     if problems:
         raise ValueError("CITATION.cff does not follow the Citation File Format 1.2.0:\n  " + "\n  ".join(problems))
+    # what every page's citation prints
+    if "version" not in record:
+        raise ValueError(f"{at(())}: every page's citation names the book's version: add `version: \"x.y.z\"`")
+    if not isinstance(record["version"], str):
+        raise ValueError(f"{at(('version',))}: quote the version: unquoted, YAML reads it as the number "
+                         f"{record['version']!r} (1.10 would become 1.1)")
+    for index, author in enumerate(record["authors"]):
+        if not author_name(author):
+            raise ValueError(f"{at(('authors', index))}: an author needs a name, given or family names, or an alias")
+
+    def text(value, path):  # the title, names and keywords are printed on pages
+        if isinstance(value, (dict, list)):
+            for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
+                text(item, path + (key,))
+        elif isinstance(value, str) and unsafe_character(value):
+            raise ValueError(f"{at(path)}: {'/'.join(map(str, path))}: {value[:40]!r} {unsafe_character(value)}")
+    text(document, ())
+
+
+def read_citation(path: Path) -> dict:
+    """CITATION.cff read strictly and validated; every refusal names the file, line and column."""
+    loader = _CitationLoader(Path(path).read_text(encoding="utf-8"))
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ValueError(f"{Path(path).name}: is empty")
+        marks = _marks(node, Path(path).name)
+        record = loader.construct_document(node)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        raise ValueError(f"{_where(Path(path).name, mark)}: not valid YAML ({error.problem})") from None
+    finally:
+        loader.dispose()
+    validate_citation(record, marks, Path(path).name)
+    return record
 
 
 @functools.lru_cache(maxsize=4)
 def citation_record(srcdir: Path) -> dict:
-    record = yaml.safe_load((Path(srcdir) / "CITATION.cff").read_text(encoding="utf-8"))
-    validate_citation(record)
-    return record
+    return read_citation(Path(srcdir) / "CITATION.cff")
+
+
+def book_citation(record: dict) -> str:
+    """How to cite the whole book, as plain text (Appendix B)."""
+    year = str(record.get("date-released", ""))[:4] or "n.d."
+    version = f" Version {record['version']}." if record.get("version") else ""
+    return f"{_authors(record)} ({year}). {record['title']}.{version}"
 
 
 def _authors(record: dict) -> str:
-    names = [author.get("name") or " ".join(filter(None, [author.get("given-names"), author.get("family-names")]))
-             for author in record.get("authors", [])]
+    names = [author_name(author) for author in record.get("authors", [])]
     return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
 
 
