@@ -378,8 +378,9 @@ CHART_BOXES = """el => {
   const frame = root.querySelector(":scope > g > path.background");
   let views = [...svg.querySelectorAll("g.mark-group.role-scope")].filter(g => g.parentElement.closest("g.mark-group") === root)
     .map(g => g.querySelector(":scope > g > path.background")).filter(Boolean);
-  if (!views.length || (frame && frame.getBoundingClientRect().width > 0)) views = [frame];
-  const plots = views.map(v => v.getBoundingClientRect().width).filter(w => w > 0);
+  const area = r => r.width > 0 && r.height > 0;
+  if (!views.length || (frame && area(frame.getBoundingClientRect()))) views = [frame];
+  const plots = views.filter(v => v && area(v.getBoundingClientRect())).map(v => v.getBoundingClientRect().width);
   const role = t => ((t.closest("g.mark-text") || {className: {baseVal: ""}}).className.baseVal.match(/role-([a-z-]+)/) || [, "?"])[1];
   const texts = [...svg.querySelectorAll("text")].filter(t => t.textContent.trim() && getComputedStyle(t).opacity !== "0")
     .map(t => { const r = t.getBoundingClientRect();
@@ -393,7 +394,7 @@ CHART_BOXES = """el => {
   const menu = el.querySelector(".vega-embed > details > summary");
   const covered = menu ? texts.filter(t => meet(t, menu.getBoundingClientRect())).map(t => t.text) : [];
   return {layout: el.getAttribute("data-layout"), box: box.right - box.left, svg: drawn.width,
-          over: Math.max(drawn.right - box.right, el.scrollWidth - el.clientWidth), plot: Math.min(...plots),
+          over: Math.max(drawn.right - box.right, el.scrollWidth - el.clientWidth), plot: plots.length ? Math.min(...plots) : 0,
           overlapping, cut, covered};
 }"""
 
