@@ -291,3 +291,274 @@ def test_every_chart_offers_svg_and_png_downloads_and_nothing_else(built_site, s
         page.reload()
         _wait_for_charts(page)
     page.close()
+
+
+# ---------------------------------------------------------------- navigation at every width
+
+def _clickable(page, locator) -> bool:
+    """Whether a reader can click `locator` now: it is inside the viewport and it, not something
+    drawn over it, is what a click at its centre reaches (no scrolling: a drawer off-screen fails)."""
+    return locator.evaluate("""el => { const r = el.getBoundingClientRect();
+        if (r.width < 1 || r.height < 1 || r.right > innerWidth || r.bottom > innerHeight || r.left < 0 || r.top < 0) return false;
+        const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return !!hit && (hit === el || el.contains(hit)); }""")
+
+
+def _visible_one(page, selector):
+    shown = [button for button in page.locator(selector).all() if button.is_visible()]
+    assert len(shown) == 1, f"{selector}: {len(shown)} visible buttons"
+    return shown[0]
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("width", [375, 900, 1280])
+def test_the_navigation_toggle_opens_the_book_contents_and_a_chapter_link_works(server, browser, width):
+    """The ☰ button ("Toggle primary sidebar"), clicked as a reader clicks it: below the theme's
+    992 px breakpoint it opens the book's contents in a drawer; above it the contents show beside the
+    page and the button hides and shows them. Either way a chapter link then works."""
+    page, errors, outside = _open(browser, f"{server}/chapters/01_referral.html", width=width)
+    page.set_viewport_size({"width": width, "height": 800})
+    toggle = _visible_one(page, ".primary-toggle")
+    link = page.locator("#pst-primary-sidebar a, #pst-primary-sidebar-modal a").filter(has_text="Who reports").first
+    if width >= 992:
+        assert _clickable(page, link), "the contents are not shown beside a wide page"
+        toggle.click()
+        page.wait_for_timeout(400)
+        assert not _clickable(page, link), "the button did not hide the contents"
+        toggle.click()
+        page.wait_for_timeout(400)
+    else:
+        assert not _clickable(page, link), "the drawer is open before the button is pressed"
+        toggle.click()
+        page.wait_for_timeout(400)
+        assert page.evaluate("document.querySelector('#pst-primary-sidebar-modal').open"), "the drawer did not open"
+        link.scroll_into_view_if_needed()
+    assert _clickable(page, link), f"no clickable chapter link after pressing the button at {width} px"
+    link.click()
+    page.wait_for_url("**/chapters/02_reporters.html", timeout=5000)
+    assert not errors and not outside, (errors, outside)
+    page.close()
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("width", [375, 900, 1280])
+def test_the_contents_button_opens_the_page_sections_and_a_section_link_closes_it(server, browser, width):
+    """The page's own contents: at 1280 px a column beside the text; narrower, the "Contents" button
+    (secondary toggle) opens them in a drawer, and following a section link closes the drawer again
+    (tipline-site.js) so the reader sees the section."""
+    page, errors, outside = _open(browser, f"{server}/chapters/01_referral.html", width=width)
+    page.set_viewport_size({"width": width, "height": 800})
+    link = page.locator("#pst-secondary-sidebar a, #pst-secondary-sidebar-modal a").filter(has_text="From reports to arrests").first
+    if width < 1200:  # sphinx-book-theme shows the page's contents beside the text from 1200 px
+        assert not _clickable(page, link)
+        _visible_one(page, ".secondary-toggle").click()
+        page.wait_for_timeout(400)
+        assert page.evaluate("document.querySelector('#pst-secondary-sidebar-modal').open"), "the drawer did not open"
+    assert _clickable(page, link), f"no clickable section link at {width} px"
+    link.click()
+    page.wait_for_timeout(600)
+    assert page.url.endswith("#from-reports-to-arrests")
+    heading = page.locator("#from-reports-to-arrests h2")
+    assert _clickable(page, heading), "the section is not what the reader sees after following its link"
+    assert not page.evaluate("[...document.querySelectorAll('dialog')].some(d => d.open)"), "a drawer stayed open"
+    assert not errors and not outside, (errors, outside)
+    page.close()
+
+
+# ---------------------------------------------------------------- charts at a phone's width and a desktop's
+
+# Measured from the bounding boxes of the SVG elements vega draws (not from pixels): the chart's
+# box (the placeholder's content box), its plotted views (the root frame, or each panel of a
+# compound chart), and every text (titles, axis and legend labels, labels drawn as marks).
+CHART_BOXES = """el => {
+  const style = getComputedStyle(el), outer = el.getBoundingClientRect();
+  const box = {left: outer.left + parseFloat(style.paddingLeft), right: outer.right - parseFloat(style.paddingRight)};
+  const svg = el.querySelector("svg.marks"), drawn = svg.getBoundingClientRect();
+  const root = svg.querySelector("g.mark-group.role-frame.root");
+  const frame = root.querySelector(":scope > g > path.background");
+  let views = [...svg.querySelectorAll("g.mark-group.role-scope")].filter(g => g.parentElement.closest("g.mark-group") === root)
+    .map(g => g.querySelector(":scope > g > path.background")).filter(Boolean);
+  const area = r => r.width > 0 && r.height > 0;
+  if (!views.length || (frame && area(frame.getBoundingClientRect()))) views = [frame];
+  const plots = views.filter(v => v && area(v.getBoundingClientRect())).map(v => v.getBoundingClientRect().width);
+  const role = t => ((t.closest("g.mark-text") || {className: {baseVal: ""}}).className.baseVal.match(/role-([a-z-]+)/) || [, "?"])[1];
+  const texts = [...svg.querySelectorAll("text")].filter(t => t.textContent.trim() && getComputedStyle(t).opacity !== "0")
+    .map(t => { const r = t.getBoundingClientRect();
+      return {role: role(t), text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom}; })
+    .filter(t => t.right > t.left);
+  const meet = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1 && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
+  const overlapping = [];
+  texts.forEach((a, i) => texts.slice(i + 1).forEach(b => { if (meet(a, b)) overlapping.push(a.text + " / " + b.text); }));
+  const cut = texts.filter(t => t.text.endsWith("\\u2026") || t.left < box.left - 1 || t.right > box.right + 1
+      || t.top < drawn.top - 1 || t.bottom > drawn.bottom + 1).map(t => t.role + " '" + t.text + "'");
+  const menu = el.querySelector(".vega-embed > details > summary");
+  const covered = menu ? texts.filter(t => meet(t, menu.getBoundingClientRect())).map(t => t.text) : [];
+  return {layout: el.getAttribute("data-layout"), box: box.right - box.left, svg: drawn.width,
+          over: Math.max(drawn.right - box.right, el.scrollWidth - el.clientWidth), plot: plots.length ? Math.min(...plots) : 0,
+          overlapping, cut, covered};
+}"""
+
+# Whether anything the page draws over a chart (a floating button) hides one of its legend labels:
+# the legend is put where the theme's "Back to top" button used to float (90% down the screen), the
+# page is scrolled up a little (which shows that button), and each label's centre is probed.
+LEGEND_HIDDEN = """async el => {
+  const labels = [...el.querySelectorAll("g.role-legend-label text, g.role-legend-title text")];
+  if (!labels.length) return [];
+  const legend = el.querySelector("g.role-legend").getBoundingClientRect();
+  // "instant": the theme's stylesheet asks for smooth scrolling, which a second scroll would interrupt
+  window.scrollBy({top: legend.top + legend.height / 2 - innerHeight * 0.9 + 40, behavior: "instant"});
+  // scroll handlers run before the next frame's callbacks: two frames later they have all run
+  const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  await frames();
+  window.scrollBy({top: -40, behavior: "instant"});
+  await frames();
+  return labels.filter(t => { const r = t.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return r.bottom < innerHeight && !(hit && el.contains(hit)); }).map(t => t.textContent);
+}"""
+
+
+def chart_problems(measured: dict, phone: bool) -> list[str]:
+    """What breaks the chart rules, from CHART_BOXES' measurements."""
+    found = []
+    if phone and measured["layout"] != "phone":
+        found.append(f"drawn in the {measured['layout']} layout")
+    if phone and measured["plot"] < 0.6 * measured["box"]:
+        found.append(f"plotted area {measured['plot']:.0f} px of a {measured['box']:.0f}-px box")
+    if measured["over"] > 1:
+        found.append(f"{measured['over']:.0f} px wider than its box")
+    found += [f"cut: {text}" for text in measured["cut"]]
+    found += [f"overlapping: {pair}" for pair in measured["overlapping"]]
+    found += [f"under the export button: {text}" for text in measured["covered"]]
+    return found
+
+
+def test_the_chart_rules_catch_what_they_claim():
+    good = {"layout": "phone", "box": 335, "svg": 335, "over": 0, "plot": 300, "overlapping": [], "cut": [], "covered": []}
+    assert chart_problems(good, phone=True) == []
+    assert chart_problems(dict(good, plot=62), phone=True) == ["plotted area 62 px of a 335-px box"]
+    assert chart_problems(dict(good, plot=62), phone=False) == []
+    assert chart_problems(dict(good, layout="wide"), phone=True) == ["drawn in the wide layout"]
+    assert chart_problems(dict(good, over=295), phone=True) == ["295 px wider than its box"]
+    assert chart_problems(dict(good, overlapping=["10k / 100M"]), phone=True) == ["overlapping: 10k / 100M"]
+
+
+def _chart_pages(built_site):
+    return [name for name in _pages(built_site) if 'class="tipline-chart"' in (built_site / name).read_text(encoding="utf-8")]
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("width", [375, 1280])
+def test_every_chart_fits_a_phone_and_a_desktop(built_site, server, browser, width):
+    """At 375 px (a phone) every chart is drawn in its phone layout with its plotted area at least 60%
+    of its box; at 375 and 1280 px no chart is wider than its box, no title or label is cut (by the
+    box, the drawing's edge or an ellipsis), no two texts overlap, the export button hides no text,
+    and nothing floating over the page hides a legend label."""
+    session = browser.new_context(viewport={"width": width, "height": 740})
+    problems, count = [], 0
+    for name in _chart_pages(built_site):
+        page, errors, _ = _open(browser, f"{server}/{name}", session=session)
+        charts = _wait_for_charts(page)
+        for index in range(charts):
+            chart = page.locator(".tipline-chart").nth(index)
+            found = chart_problems(chart.evaluate(CHART_BOXES), phone=width < 560)
+            found += [f"legend label hidden: {text}" for text in chart.evaluate(LEGEND_HIDDEN)]
+            problems += [f"{name} chart {index + 1}: {problem}" for problem in found]
+            count += 1
+        screenshot(page, f"charts_{width}_{name.replace('/', '_')}.png")
+        assert not errors, (name, errors)
+        page.close()
+    session.close()
+    assert count >= 30
+    assert not problems, f"{len(problems)} problems at {width} px:\n" + "\n".join(problems)
+
+
+def _until(page, expression: str, seconds: float = 15) -> None:
+    """Wait until `expression` is true in the page. (Playwright's wait_for_function polls with eval,
+    which the pages' security policy refuses; page.evaluate is not subject to it.)"""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true after {seconds} s: {expression}"
+        page.wait_for_timeout(100)
+
+
+@pytest.mark.full
+def test_a_chart_is_drawn_again_in_the_layout_that_suits_a_new_width(server, browser):
+    """A phone turned sideways or a window made narrower: each chart is drawn again in the layout for
+    its new width (a compound chart's panels fitted again), with no console error."""
+    page, errors, outside = _open(browser, f"{server}/chapters/02_reporters.html", width=1280)
+    charts = _wait_for_charts(page)
+    layouts = "() => [...document.querySelectorAll('.tipline-chart[data-ready]')].map(c => c.getAttribute('data-layout'))"
+    _until(page, f"document.querySelectorAll('.tipline-chart[data-ready]').length >= {charts}")
+    assert set(page.evaluate(layouts)) == {"wide"}
+    page.set_viewport_size({"width": 375, "height": 740})
+    _until(page, f"document.querySelectorAll('.tipline-chart[data-ready][data-layout=phone]').length >= {charts}")
+    measured = [page.locator(".tipline-chart").nth(index).evaluate(CHART_BOXES) for index in range(charts)]
+    assert not [problem for chart in measured for problem in chart_problems(chart, phone=True)]
+    page.set_viewport_size({"width": 1280, "height": 900})
+    _until(page, f"document.querySelectorAll('.tipline-chart[data-ready][data-layout=wide]').length >= {charts}")
+    assert not errors and not outside
+    page.close()
+
+
+# ---------------------------------------------------------------- the printed book
+
+PRINTED_CONTROLS = """() => [...document.querySelectorAll(
+    'button, input, select, textarea, [role=button], .vega-embed > details, summary')].filter(e => {
+  const r = e.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0 || getComputedStyle(e).visibility === 'hidden') return false;
+  // an opened disclosure whose line prints as a plain heading (no marker) is not a control on paper
+  return !(e.tagName === 'SUMMARY' && e.parentElement.open && getComputedStyle(e).display !== 'list-item');
+}).map(e => (e.tagName + ' ' + (e.textContent || e.getAttribute('aria-label') || '').trim()).slice(0, 60))"""
+
+PRINTED_CHARTS = """() => [...document.querySelectorAll('.tipline-chart')].map(el => {
+  const r = el.querySelector('svg.marks').getBoundingClientRect();
+  return {id: el.id, layout: el.getAttribute('data-layout'), left: r.left, right: r.right, height: r.height,
+          texts: [...el.querySelectorAll('svg.marks text')].filter(t => t.textContent.trim()
+            && getComputedStyle(t).opacity !== '0').map(t => t.textContent)}; })"""
+
+
+@pytest.mark.full
+def test_the_pdf_prints_every_chart_whole_and_no_control(built_site, server, browser):
+    """Each page laid out as tipline.site.pdf prints it (print stylesheet, the printed column's
+    width): every chart lies inside the column and is no taller than a page, and no control shows
+    (export menu, sliders, buttons, closed disclosures). In book.pdf, every text each chart draws
+    (tick labels, value labels, titles, legends) is on that page's sheets: a chart cut at the
+    page's edge loses the texts past it (the cut 100M tick and 20,512,803 label of the summary's
+    first figure, the 100% ticks of the model chapter's charts)."""
+    from pypdf import PdfReader
+
+    from tipline.site import pdf
+
+    book = PdfReader(built_site / pdf.NAME)
+    names = pdf.pages_in_order(ROOT)
+    starts = [book.get_destination_page_number(item) for item in book.outline] + [len(book.pages)]
+    assert len(starts) == len(names) + 1, "one bookmark per page of the book"
+    import unicodedata
+
+    def squash(text: str) -> str:
+        # Chromium sets "fi", "ffi" as ligatures (NFKC spells them out); blank lines of a chart's
+        # labels hold a zero-width space (tipline.presentation.layout.BLANK)
+        return re.sub(r"[\s\u200b]+", "", unicodedata.normalize("NFKC", text))
+
+    page = browser.new_page()
+    problems, charts = [], 0
+    for index, name in enumerate(names):
+        pdf.prepare(page, f"{server}/{name}.html")
+        printed = squash(" ".join(book.pages[number].extract_text() for number in range(starts[index], starts[index + 1])))
+        for chart in page.evaluate(PRINTED_CHARTS):
+            charts += 1
+            where = f"{name}, {chart['id']}"
+            if chart["left"] < -1 or chart["right"] > pdf.COLUMN_PX + 1:
+                problems.append(f"{where}: drawn from {chart['left']:.0f} to {chart['right']:.0f} px, the column is {pdf.COLUMN_PX} px")
+            if chart["height"] > pdf.PAGE_HEIGHT_PX:
+                problems.append(f"{where}: {chart['height']:.0f} px tall, a page holds {pdf.PAGE_HEIGHT_PX} px")
+            missing = [text for text in chart["texts"] if squash(text) not in printed]
+            if missing:
+                problems.append(f"{where}: not in the PDF: {missing[:6]}")
+        problems += [f"{name}: a control is printed: {control}" for control in page.evaluate(PRINTED_CONTROLS)]
+    page.close()
+    assert charts >= 30
+    assert not problems, "\n".join(problems)

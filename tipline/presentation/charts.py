@@ -1,10 +1,11 @@
 """Chart theme, an offline Altair renderer, and shared chart builders (the data table under each
 chart is tipline.presentation.tables, its source line tipline.presentation.notes).
 
-The renderer writes a placeholder <div> and the chart's spec as data, in a
-<script type="application/json"> block that no browser executes; the one site script
-_static/tipline-charts.js (vega, vega-lite and vega-embed bundled from the pinned
-vl-convert-python package by tipline.site.sphinx) reads every such block and draws it. No
+The renderer writes a placeholder <div> and the chart's two layouts (for a phone and for a wider
+column: tipline.presentation.layout) as data, in <script type="application/json"> blocks that no
+browser executes; the site script _static/tipline-site.js draws the layout that suits the width
+the chart is given, with vega, vega-lite and vega-embed from _static/tipline-charts.js (bundled from
+the pinned vl-convert-python package by tipline.site.sphinx). No
 inline code per chart, so the pages' Content-Security-Policy can forbid inline scripts.
 Nothing is fetched from a CDN, and ids are derived from the spec, so re-executing a
 notebook gives byte-identical output for nbval.
@@ -19,6 +20,7 @@ import re
 import altair as alt
 import pandas as pd
 
+from . import layout
 from .notes import source_note  # noqa: F401  (chapters call charts.source_note)
 from .tables import data_table
 
@@ -27,16 +29,40 @@ _count = 0
 
 
 def _embed(spec: dict, **_options) -> dict:
+    """The placeholder of a chart and its two layouts (tipline.presentation.layout) as data: the
+    wide one in the `tipline-spec` block, the phone one in the `tipline-spec-phone` block, which
+    names the wide block's datasets rather than repeating them; the site script draws the one that
+    suits the width the chart is given."""
     global _count
     _count += 1
-    payload = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    usermeta = dict(spec.get("usermeta") or {})
+    own_phone = usermeta.pop("tiplinePhone", None)
+    chart = {key: value for key, value in spec.items() if key != "usermeta"}
+    if usermeta:
+        chart["usermeta"] = usermeta
+    wide, phone = layout.wide(chart), layout.phone(own_phone or chart)
+    phone["datasets"] = {name: rows for name, rows in phone.get("datasets", {}).items()
+                         if wide.get("datasets", {}).get(name) != rows}
+    if not phone["datasets"]:
+        del phone["datasets"]
+    payload = json.dumps(wide, sort_keys=True, separators=(",", ":"))
     chart_id = f"chart-{hashlib.sha1(payload.encode()).hexdigest()[:10]}-{_count}"
     label = html.escape(spec.get("description", "Chart"), quote=True)
+    phone_payload = json.dumps(phone, sort_keys=True, separators=(",", ":"))
     # a figure (not role="img"), so the sliders inside an interactive chart stay reachable by
     # assistive technology; focusable because a chart wider than a phone screen scrolls sideways
-    return {"text/html": (f'<div class="tipline-chart" id="{chart_id}" role="figure" tabindex="0" aria-label="{label}">'
-                          f'</div>\n<script type="application/json" class="tipline-spec" data-chart="{chart_id}">'
-                          f'{script_json(payload)}</script>\n{data_table(spec)}')}
+    return {"text/html": (f'<div class="tipline-chart" id="{chart_id}" role="figure" tabindex="0" aria-label="{label}" '
+                          f'data-narrow-below="{layout.NARROW_BELOW}"></div>\n'
+                          f'<script type="application/json" class="tipline-spec" data-chart="{chart_id}">{script_json(payload)}</script>\n'
+                          f'<script type="application/json" class="tipline-spec-phone" data-chart="{chart_id}">{script_json(phone_payload)}</script>\n'
+                          f'{data_table(chart)}')}
+
+
+def phone_layout(chart: alt.TopLevelMixin, phone_chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """`chart`, drawn as `phone_chart` where it is given less than layout.NARROW_BELOW px (the
+    generic phone layout is then made from `phone_chart`). For the few charts whose phone layout
+    is a different design, not the same chart with lines broken and labels moved."""
+    return chart.properties(usermeta={"tiplinePhone": phone_chart.to_dict()})
 
 
 def script_json(payload: str) -> str:

@@ -4,8 +4,14 @@ Why Chromium rather than vl-convert: the PDF is then the site itself, printed --
 glued numbers, numbered captions, source lines, data tables, citations -- laid out by the same
 print stylesheet readers get from their browser, with no second layout to keep in step. Vega draws
 every chart as SVG and Chromium prints SVG as vector paths, so charts stay sharp at any zoom. Each
-page is printed on its own (charts drawn, data tables opened), then pypdf joins them in the order
-of the table of contents with one bookmark per page.
+page is printed on its own, then pypdf joins them in the order of the table of contents with one
+bookmark per page.
+
+A page is laid out for print before its charts are drawn (`prepare`): the print stylesheet, and a
+window exactly as wide as the printed column, so every chart is drawn for the width it is printed
+at (in the layout the site script picks for that width) and none runs past the page's edge; the
+print stylesheet (_static/tipline.css) scales a chart taller than a page down to fit one and hides
+every control (the export menu, sliders, buttons); data tables and source lists are opened.
 
 Called at the end of an HTML build (tipline.site.reader) when TIPLINE_PDF=1: the Pages workflow and the
 test suite's shared build set it; an author's `make book` skips the 25-40 s of printing. Without it,
@@ -18,12 +24,20 @@ import http.server
 import io
 import os
 import threading
+import time
 from pathlib import Path
 
 import yaml
 
 from .browser import ARGS, CHROMIUM  # the arguments the tests and the benchmark use too
 NAME = "book.pdf"
+PAPER = "Letter"
+MARGINS_MM = {"top": 15, "bottom": 15, "left": 14, "right": 14}
+# the printed column in CSS px (96 per inch): Letter is 8.5 by 11 inches
+COLUMN_PX = round((8.5 * 25.4 - MARGINS_MM["left"] - MARGINS_MM["right"]) / 25.4 * 96)
+PAGE_HEIGHT_PX = round((11 * 25.4 - MARGINS_MM["top"] - MARGINS_MM["bottom"]) / 25.4 * 96)
+# what a printed page opens (_static/tipline-site.js opens the same when a reader prints)
+PRINTED_OPEN = "details.tipline-chart-data, .tipline-source details"
 
 
 def pages_in_order(srcdir: Path) -> list[str]:
@@ -40,6 +54,23 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def prepare(page, url: str) -> None:
+    """Load `url` in `page` laid out as it is printed: print stylesheet, the printed column's width,
+    every chart drawn (in its final size) for that width, data tables and source lists open."""
+    page.set_viewport_size({"width": COLUMN_PX, "height": PAGE_HEIGHT_PX})
+    page.emulate_media(media="print")
+    page.goto(url, wait_until="load")
+    charts = page.locator(".tipline-chart").count()
+    # polled with page.evaluate: Playwright's wait_for_function evaluates its predicate with eval,
+    # which the pages' Content-Security-Policy refuses
+    deadline = time.monotonic() + 60
+    while page.evaluate("document.querySelectorAll('.tipline-chart[data-ready] svg.marks').length") < charts:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}: the charts were not drawn in 60 s")
+        page.wait_for_timeout(100)
+    page.evaluate(f"document.querySelectorAll({PRINTED_OPEN!r}).forEach(d => {{ d.open = true; }})")
+
+
 def make(site: Path, names: list[str]) -> Path:
     """Print every page of the built site in `names` and join them into site/book.pdf."""
     from playwright.sync_api import sync_playwright
@@ -52,7 +83,7 @@ def make(site: Path, names: list[str]) -> Path:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            context = browser.new_context(viewport={"width": 1000, "height": 1200}, service_workers="block")
+            context = browser.new_context(service_workers="block")
             # the printer reaches no host but the local server, whatever a page asks for (the pages'
             # policy forbids it already; this holds even if a page lost its policy)
             elsewhere = []
@@ -60,15 +91,10 @@ def make(site: Path, names: list[str]) -> Path:
                           else (elsewhere.append(route.request.url), route.abort()))
             page = context.new_page()
             for name in names:
-                page.goto(f"{local}{name}.html", wait_until="load")
-                charts = page.locator(".tipline-chart").count()
-                if charts:
-                    page.wait_for_function(f"document.querySelectorAll('.tipline-chart svg.marks').length >= {charts}",
-                                           timeout=60000)
-                page.evaluate("document.querySelectorAll('details.tipline-chart-data').forEach(d => { d.open = true; })")
+                prepare(page, f"{local}{name}.html")
                 title = page.evaluate("(document.querySelector('article h1') || {}).textContent || document.title")
-                printed = PdfReader(io.BytesIO(page.pdf(format="Letter", print_background=True,
-                                                        margin={"top": "15mm", "bottom": "15mm", "left": "14mm", "right": "14mm"})))
+                margin = {side: f"{mm}mm" for side, mm in MARGINS_MM.items()}
+                printed = PdfReader(io.BytesIO(page.pdf(format=PAPER, print_background=True, margin=margin)))
                 if elsewhere:
                     raise RuntimeError(f"{name}.html asked for {elsewhere[0]}, which is not this site: "
                                        "the PDF printer refused the request and stops")

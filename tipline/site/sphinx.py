@@ -2,8 +2,8 @@
 
 * writes _static/tipline-charts.js (vega + vega-lite + vega-embed from the pinned
   vl-convert-python package, wrapped in a function so its top-level names cannot clash
-  with Sphinx's, and the code that draws every chart spec of the page) and adds it only to
-  pages that contain a chart;
+  with Sphinx's) and adds it only to pages that contain a chart (_static/tipline-site.js draws
+  the charts);
 * (the datasets, answer.json and the benchmark reach <site>/data/ when `make book` publishes the
   site: tipline.site.build lists them);
 * gives every page a Content-Security-Policy, unconditionally: a meta tag that Sphinx's page
@@ -36,41 +36,8 @@ from pathlib import Path
 from docutils import nodes
 
 BUNDLE = "tipline-charts.js"
-# _static/tipline-site.js: jupyter-book adds every .js file of _static/ to every page itself
-# Vega compiles expressions with `new Function` unless vega-embed's `ast: true` selects its
-# bundled interpreter: with it no 'unsafe-eval' is needed. Readers can save each chart as SVG or
-# PNG (vega-embed's export actions, drawn from the page: no request leaves the site).
-HELPER = """
-(function () {
-  // export only: vega-embed's "view source" and "open in editor" links lead to another host
-  var ACTIONS = {export: true, source: false, compiled: false, editor: false};
-  function draw() {
-    document.querySelectorAll("script.tipline-spec").forEach(function (block) {
-      var el = document.getElementById(block.getAttribute("data-chart"));
-      if (!el || el.hasAttribute("data-drawn")) { return; }
-      el.setAttribute("data-drawn", "");
-      var fail = function (error) {
-        el.textContent = "This chart could not be drawn: " + error;
-        console.error(error);
-      };
-      try {
-        var spec = JSON.parse(block.textContent);
-        var name = el.getAttribute("data-figure") ||
-          (typeof spec.title === "string" ? spec.title : el.id).replace(/[^A-Za-z0-9]+/g, "-").toLowerCase();
-        vegaEmbed(el, spec, {actions: ACTIONS, renderer: "svg", ast: true, downloadFileName: name}).then(function (result) {
-          // the menu's toggle is an icon only: give it a name screen readers can say
-          var toggle = el.querySelector(".vega-actions-wrapper summary, details summary");
-          if (toggle) { toggle.setAttribute("aria-label", "Save this chart as an image (SVG or PNG)"); }
-          // the exported images carry the figure's caption and source line (_static/tipline-readers.js)
-          el.tiplineView = result.view;
-          if (window.tiplineFrameExport) { window.tiplineFrameExport(el, spec, result.view); }
-        }).catch(fail);
-      } catch (error) { fail(error); }
-    });
-  }
-  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", draw); } else { draw(); }
-})();
-"""
+# The bundle only: _static/tipline-site.js (which jupyter-book adds to every page itself) draws
+# the charts of a page, each in the layout made for the width it is given.
 
 
 def _write_bundle(outdir: Path) -> None:
@@ -93,7 +60,7 @@ def _write_bundle(outdir: Path) -> None:
         part.write_text(bundle)
         digest.write_text(hashlib.sha256(part.read_bytes()).hexdigest())
         part.replace(cached)
-    code = "(function(){\n" + cached.read_text() + "\n})();\n" + HELPER
+    code = "(function(){\n" + cached.read_text() + "\n})();\n"
     if not target.exists() or target.read_text() != code:
         target.write_text(code)
 
