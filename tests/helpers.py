@@ -312,14 +312,87 @@ def serving(site: Path, handler=Compressing):
         server.shutdown()
 
 
-def wait_for_charts(page) -> int:
+# ---------------------------------------------------------------- pages in Chromium
+
+SHOTS = ROOT / "_build" / "screenshots"
+SCREENSHOTS = os.environ.get("TIPLINE_SCREENSHOTS") == "1"
+# On a developer's machine without Chromium the browser checks are skipped with a reason; in CI
+# (CI=true) they run and fail, so a missing browser can never pass as a green build.
+NO_BROWSER = not CHROMIUM.exists() and not os.environ.get("CI")
+# no preloading of stylesheets: axe would re-fetch the theme's @imports relative to the page
+# (a request no reader makes), which the server answers with a 404
+AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
+BLOCKING = ("serious", "critical")  # the axe impacts that fail a test
+LOCAL = ("http://127.0.0.1", "file://", "data:", "blob:")
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    """A static server that does not log every request."""
+
+    def log_message(self, *args):
+        pass
+
+
+def screenshot(page, name: str) -> None:
+    """A screenshot of what the viewport shows, for authors, when TIPLINE_SCREENSHOTS=1."""
+    if SCREENSHOTS:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / name))
+
+
+def browser_session(browser, width=1280):
+    """One browsing session for a test that visits many pages, as a reader clicking through the
+    book: the pages share the HTTP cache (each page still has its own console and requests)."""
+    return browser.new_context(viewport={"width": width, "height": 900})
+
+
+def open_page(browser, url, width=1280, session=None):
+    """A page at `url` (in a fresh context, or in `session`), its console errors and the requests it
+    made to any other host. Such requests cannot leave the machine: the browser resolves no host
+    name but 127.0.0.1 (BROWSER_ARGS); each one is recorded here."""
+    from urllib.parse import urlparse
+
+    page = session.new_page() if session else browser.new_page(viewport={"width": width, "height": 900})
+    errors, outside = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def request(r):
+        if not (r.url.startswith(LOCAL) or urlparse(r.url).hostname is None):
+            outside.append(r.url)
+
+    # observed, not intercepted: intercepting every request would turn off the browser's cache
+    page.on("request", request)
+    page.goto(url, wait_until="load")
+    return page, errors, outside
+
+
+def wait_for_charts(page, timeout: int = 15000) -> int:
     """Wait until every chart of the page has drawn its marks; the number of charts."""
     expected = page.locator(".tipline-chart").count()
     if expected:
         page.wait_for_function(
             f"document.querySelectorAll('.tipline-chart svg.marks, .tipline-chart canvas.marks').length >= {expected}",
-            timeout=30000)
+            timeout=timeout)
     return expected
+
+
+def site_pages(built_site):
+    """The site's pages with content (index.html is only a redirect to the summary; search and
+    genindex have none)."""
+    return sorted(p.relative_to(built_site).as_posix() for p in built_site.rglob("*.html")
+                  if "_static" not in p.parts and p.name not in ("index.html", "genindex.html", "search.html"))
+
+
+def execute_chapter(name: str, data: Path, folder: Path) -> subprocess.CompletedProcess:
+    """Execute one chapter on its own (nbconvert, in `folder`) against the datasets in `data`."""
+    copy = folder / "chapters" / f"{name}.ipynb"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "chapters" / f"{name}.ipynb", copy)
+    env = dict(os.environ, TIPLINE_DATA=str(data))
+    return subprocess.run([str(VENV / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute",
+                           "--output", str(folder / "out.ipynb"), str(copy)],
+                          cwd=copy.parent, env=env, capture_output=True, text=True, timeout=300)
 
 
 def page_weight(browser, url: str) -> dict:
@@ -330,7 +403,7 @@ def page_weight(browser, url: str) -> dict:
     sizes = []
     page.on("requestfinished", lambda request: sizes.append(request.sizes()["responseBodySize"]))
     page.goto(url, wait_until="load")
-    charts = wait_for_charts(page)
+    charts = wait_for_charts(page, timeout=30000)
     drawn = page.evaluate("(performance.now() - performance.getEntriesByType('navigation')[0].loadEventEnd) / 1000") if charts else 0.0
     page.wait_for_load_state("networkidle")
     resources = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)") + [page.url]
