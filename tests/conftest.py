@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import helpers
-from helpers import CHROMIUM, HOSTILE, HOSTILE_NOTE, ROOT, VENV, copy_built, make_book  # noqa: F401 (older imports)
+from helpers import CHROMIUM
 
 
 def _books(config) -> Path:
@@ -93,14 +93,9 @@ def edited_data(tmp_path) -> helpers.EditedData:
     return helpers.EditedData(tmp_path / "data")
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="session")
 def server(built_site):
-    handler = functools.partial(_Quiet, directory=str(built_site))
+    handler = functools.partial(helpers.Quiet, directory=str(built_site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from html.parser import HTMLParser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,6 +311,36 @@ def serving(site: Path, handler=Compressing):
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+# ---------------------------------------------------------------- what a page shows
+
+class _Text(HTMLParser):
+    """Visible text of a page: no <script>, <style>, <pre> or <code> (code cells may quote roles)."""
+
+    SKIP = {"script", "style", "pre", "code"}
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.parts = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(parser.parts)
 
 
 # ---------------------------------------------------------------- pages in Chromium

@@ -9,100 +9,30 @@ screenshot re-lays out the charts, and taking them is not a check, so a plain ru
 from __future__ import annotations
 
 import functools
-import os
 import http.server
 import re
 import threading
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-ROOT = Path(__file__).resolve().parents[1]
-# Debian's Chromium (what .ci/run installs); TIPLINE_CHROMIUM points elsewhere, e.g. to the
-# Google Chrome that GitHub's Ubuntu runners ship
-from conftest import CHROMIUM, _Quiet  # noqa: E402  (one definition of the browser and the quiet server)
+from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, browser_session,
+                     open_page, screenshot, site_pages, wait_for_charts)
 
-SHOTS = ROOT / "_build" / "screenshots"
-SCREENSHOTS = os.environ.get("TIPLINE_SCREENSHOTS") == "1"
-
-
-def screenshot(page, name: str) -> None:
-    """A screenshot of what the viewport shows, for authors, when TIPLINE_SCREENSHOTS=1."""
-    if SCREENSHOTS:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / name))
-
-# On a developer's machine without Chromium the browser checks are skipped with a reason; in CI
-# (CI=true) they run and fail, so a missing browser can never pass as a green build.
-NO_BROWSER = not CHROMIUM.exists() and not os.environ.get("CI")
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 
 
-# no preloading of stylesheets: axe would re-fetch the theme's @imports relative to the page
-# (a request no reader makes), which the server answers with a 404
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
-BLOCKING = ("serious", "critical")  # the axe impacts that fail a test
-
-
-# the `server` and `browser` fixtures are the session's (tests/conftest.py): one Chromium per test process
-
-
-LOCAL = ("http://127.0.0.1", "file://", "data:", "blob:")
-
-
-def _session(browser, width=1280):
-    """One browsing session for a test that visits many pages, as a reader clicking through the
-    book: the pages share the HTTP cache (each page still has its own console and requests)."""
-    return browser.new_context(viewport={"width": width, "height": 900})
-
-
-def _open(browser, url, width=1280, session=None):
-    """A page at `url` (in a fresh context, or in `session`), its console errors and the requests it
-    made to any other host. Such requests cannot leave the machine: the browser resolves no host
-    name but 127.0.0.1 (conftest.BROWSER_ARGS); each one is recorded here."""
-    page = session.new_page() if session else browser.new_page(viewport={"width": width, "height": 900})
-    errors, outside = [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-
-    def request(r):
-        if not (r.url.startswith(LOCAL) or urlparse(r.url).hostname is None):
-            outside.append(r.url)
-
-    # observed, not intercepted: intercepting every request would turn off the browser's cache
-    page.on("request", request)
-    page.goto(url, wait_until="load")
-    return page, errors, outside
-
-
-def _wait_for_charts(page):
-    expected = page.locator(".tipline-chart").count()
-    if expected:
-        page.wait_for_function(
-            f"document.querySelectorAll('.tipline-chart svg.marks, .tipline-chart canvas.marks').length >= {expected}",
-            timeout=15000)
-    return expected
-
-
-def _pages(built_site):
-    # index.html is only a redirect to the summary; search and genindex have no content
-    return sorted(p.relative_to(built_site).as_posix() for p in built_site.rglob("*.html")
-                  if "_static" not in p.parts and p.name not in ("index.html", "genindex.html", "search.html"))
-
-
 def test_every_page_loads_offline_draws_its_charts_and_passes_axe(built_site, server, browser):
-    pages = _pages(built_site)
+    pages = site_pages(built_site)
     assert len(pages) >= 10
-    session = _session(browser)
-    redirect, _, _ = _open(browser, f"{server}/index.html", session=session)
+    session = browser_session(browser)
+    redirect, _, _ = open_page(browser, f"{server}/index.html", session=session)
     redirect.wait_for_url("**/chapters/summary.html")
     redirect.close()
     total_charts, inaccessible = 0, []
     for name in pages + ["search.html", "404.html"]:
-        page, errors, outside = _open(browser, f"{server}/{name}", session=session)
-        total_charts += _wait_for_charts(page)
+        page, errors, outside = open_page(browser, f"{server}/{name}", session=session)
+        total_charts += wait_for_charts(page)
         drawn = page.locator(".tipline-chart svg.marks, .tipline-chart canvas.marks").count()
         assert drawn == page.locator(".tipline-chart").count(), f"{name}: {drawn} charts drawn"
         assert not page.locator(".tipline-chart:has-text('could not be drawn')").count(), name
@@ -131,8 +61,8 @@ def test_chapters_have_charts(built_site):
 
 def test_slider_changes_the_outcome_chart(server, browser):
     # the one slider illustration is the model chapter's (chapter 6 no longer repeats it, issue 10)
-    page, errors, _ = _open(browser, f"{server}/chapters/best_inference.html")
-    _wait_for_charts(page)
+    page, errors, _ = open_page(browser, f"{server}/chapters/best_inference.html")
+    wait_for_charts(page)
     slider = page.locator("input[type=range]").first
     chart = page.locator(".tipline-chart", has=page.locator("input[type=range]")).first
     before = chart.locator("svg.marks").inner_html()
@@ -144,17 +74,9 @@ def test_slider_changes_the_outcome_chart(server, browser):
 
 
 def test_charts_draw_from_file_urls(built_site, browser):
-    page, errors, outside = _open(browser, (built_site / "chapters" / "01_referral.html").as_uri())
-    assert _wait_for_charts(page) >= 2
+    page, errors, outside = open_page(browser, (built_site / "chapters" / "01_referral.html").as_uri())
+    assert wait_for_charts(page) >= 2
     assert not errors and not outside
-
-
-def test_phone_width_layout(server, browser):
-    page, errors, _ = _open(browser, f"{server}/chapters/01_referral.html", width=375)
-    _wait_for_charts(page)
-    screenshot(page, "phone_01_referral.png")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 400
-    assert not errors
 
 
 def _bars(chart):
@@ -165,8 +87,8 @@ def _bars(chart):
 def test_what_if_explorer_recomputes_outcomes_in_the_browser(server, browser):
     """The model chapter's condition chart: two sliders move a reader's setting of the two unknowns,
     and the chart names the outcome that comes first there (computed in the browser)."""
-    page, errors, outside = _open(browser, f"{server}/chapters/best_inference.html")
-    _wait_for_charts(page)
+    page, errors, outside = open_page(browser, f"{server}/chapters/best_inference.html")
+    wait_for_charts(page)
     chart = page.locator(".tipline-chart", has=page.locator("input[type=range]")).first
     sliders = chart.locator("input[type=range]")
     assert sliders.count() == 2
@@ -211,13 +133,13 @@ def test_the_policy_blocks_injected_inline_code_while_every_chart_draws(built_si
         # without the policy the injected code runs: the probe itself works
         probe.write_text(_inject(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", source),
                                  "window.__injected = (window.__injected || 0) + 1"), encoding="utf-8")
-        page, _, _ = _open(browser, f"{server}/chapters/_csp_probe.html")
+        page, _, _ = open_page(browser, f"{server}/chapters/_csp_probe.html")
         page.wait_for_function("window.__injected >= 2", timeout=5000)
         page.close()
         # with it, nothing injected runs, the browser says so, and the charts still draw
         probe.write_text(_inject(source, "window.__injected = (window.__injected || 0) + 1"), encoding="utf-8")
-        page, errors, outside = _open(browser, f"{server}/chapters/_csp_probe.html")
-        charts = _wait_for_charts(page)
+        page, errors, outside = open_page(browser, f"{server}/chapters/_csp_probe.html")
+        charts = wait_for_charts(page)
         assert charts >= 2
         assert page.locator(".tipline-chart svg.marks").count() == charts
         page.wait_for_timeout(300)
@@ -235,8 +157,6 @@ def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(edited_book,
     """Script in a free-text field of assumptions.csv (a Styler table on the model page) and
     '<!--<script>' in a charted note (policy_events.csv: chapter 5's chart tooltips), both put
     there by the session's edited copy (conftest.edit_copy)."""
-    from conftest import HOSTILE, HOSTILE_NOTE
-
     site = edited_book.site
     model = edited_book.page("best_inference")
     assert "A hostile justification" in model and "window.__pwned" in model
@@ -248,13 +168,13 @@ def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(edited_book,
     notes = [row.get("description") for spec in specs(policy).values()
              for rows in spec.get("datasets", {}).values() for row in rows]
     assert HOSTILE_NOTE in notes and HOSTILE in HOSTILE_NOTE, "the hostile note is not in the chart's data as text"
-    handler = functools.partial(_Quiet, directory=str(site))
+    handler = functools.partial(Quiet, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         for name in ("best_inference", "05_platforms_policy"):
-            page, errors, outside = _open(browser, f"http://127.0.0.1:{httpd.server_address[1]}/chapters/{name}.html")
-            charts = _wait_for_charts(page)
+            page, errors, outside = open_page(browser, f"http://127.0.0.1:{httpd.server_address[1]}/chapters/{name}.html")
+            charts = wait_for_charts(page)
             assert charts and page.locator(".tipline-chart svg.marks").count() == charts, name
             page.wait_for_timeout(300)
             assert page.evaluate("window.__pwned") is None, name
@@ -262,35 +182,6 @@ def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(edited_book,
             page.close()
     finally:
         httpd.shutdown()
-
-
-def test_every_chart_offers_svg_and_png_downloads_and_nothing_else(built_site, server, browser, tmp_path):
-    session = _session(browser)
-    for name in ["summary", "01_referral", "best_inference", "appendix_claims"]:
-        page, errors, outside = _open(browser, f"{server}/chapters/{name}.html", session=session)
-        charts = _wait_for_charts(page)
-        menus = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(c =>
-            [...c.querySelectorAll('.vega-actions a')].map(a => a.textContent.trim()))""")
-        assert len(menus) == charts and all(sorted(m) == ["Save as PNG", "Save as SVG"] for m in menus), (name, menus)
-        assert page.locator(".tipline-chart summary:not([aria-label])").count() == 0, name
-        page.close()
-        assert not errors and not outside, (name, errors, outside)
-    session.close()
-    page = browser.new_page(accept_downloads=True)
-    page.goto(f"{server}/chapters/01_referral.html")
-    _wait_for_charts(page)
-    for kind in ("SVG", "PNG"):
-        page.locator(".tipline-chart summary").first.click()
-        with page.expect_download() as download:
-            page.locator(".tipline-chart .vega-actions a", has_text=f"Save as {kind}").first.click()
-        saved = tmp_path / download.value.suggested_filename
-        download.value.save_as(saved)
-        assert saved.suffix == f".{kind.lower()}" and saved.stat().st_size > 1000, saved
-        head = saved.read_bytes()[:200]
-        assert head.startswith(b"\x89PNG") if kind == "PNG" else b"<svg" in head, head
-        page.reload()
-        _wait_for_charts(page)
-    page.close()
 
 
 # ---------------------------------------------------------------- navigation at every width
@@ -316,7 +207,7 @@ def test_the_navigation_toggle_opens_the_book_contents_and_a_chapter_link_works(
     """The ☰ button ("Toggle primary sidebar"), clicked as a reader clicks it: below the theme's
     992 px breakpoint it opens the book's contents in a drawer; above it the contents show beside the
     page and the button hides and shows them. Either way a chapter link then works."""
-    page, errors, outside = _open(browser, f"{server}/chapters/01_referral.html", width=width)
+    page, errors, outside = open_page(browser, f"{server}/chapters/01_referral.html", width=width)
     page.set_viewport_size({"width": width, "height": 800})
     toggle = _visible_one(page, ".primary-toggle")
     link = page.locator("#pst-primary-sidebar a, #pst-primary-sidebar-modal a").filter(has_text="Who reports").first
@@ -346,7 +237,7 @@ def test_the_contents_button_opens_the_page_sections_and_a_section_link_closes_i
     """The page's own contents: at 1280 px a column beside the text; narrower, the "Contents" button
     (secondary toggle) opens them in a drawer, and following a section link closes the drawer again
     (tipline-site.js) so the reader sees the section."""
-    page, errors, outside = _open(browser, f"{server}/chapters/01_referral.html", width=width)
+    page, errors, outside = open_page(browser, f"{server}/chapters/01_referral.html", width=width)
     page.set_viewport_size({"width": width, "height": 800})
     link = page.locator("#pst-secondary-sidebar a, #pst-secondary-sidebar-modal a").filter(has_text="From reports to arrests").first
     if width < 1200:  # sphinx-book-theme shows the page's contents beside the text from 1200 px
@@ -444,7 +335,7 @@ def test_the_chart_rules_catch_what_they_claim():
 
 
 def _chart_pages(built_site):
-    return [name for name in _pages(built_site) if 'class="tipline-chart"' in (built_site / name).read_text(encoding="utf-8")]
+    return [name for name in site_pages(built_site) if 'class="tipline-chart"' in (built_site / name).read_text(encoding="utf-8")]
 
 
 @pytest.mark.full
@@ -457,8 +348,8 @@ def test_every_chart_fits_a_phone_and_a_desktop(built_site, server, browser, wid
     session = browser.new_context(viewport={"width": width, "height": 740})
     problems, count = [], 0
     for name in _chart_pages(built_site):
-        page, errors, _ = _open(browser, f"{server}/{name}", session=session)
-        charts = _wait_for_charts(page)
+        page, errors, _ = open_page(browser, f"{server}/{name}", session=session)
+        charts = wait_for_charts(page)
         for index in range(charts):
             chart = page.locator(".tipline-chart").nth(index)
             found = chart_problems(chart.evaluate(CHART_BOXES), phone=width < 560)
@@ -488,8 +379,8 @@ def _until(page, expression: str, seconds: float = 15) -> None:
 def test_a_chart_is_drawn_again_in_the_layout_that_suits_a_new_width(server, browser):
     """A phone turned sideways or a window made narrower: each chart is drawn again in the layout for
     its new width (a compound chart's panels fitted again), with no console error."""
-    page, errors, outside = _open(browser, f"{server}/chapters/02_reporters.html", width=1280)
-    charts = _wait_for_charts(page)
+    page, errors, outside = open_page(browser, f"{server}/chapters/02_reporters.html", width=1280)
+    charts = wait_for_charts(page)
     layouts = "() => [...document.querySelectorAll('.tipline-chart[data-ready]')].map(c => c.getAttribute('data-layout'))"
     _until(page, f"document.querySelectorAll('.tipline-chart[data-ready]').length >= {charts}")
     assert set(page.evaluate(layouts)) == {"wide"}

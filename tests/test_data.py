@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from frictionless import Package
 
 import tipline
+from helpers import EditedData
 from tipline.site import bib
 from tipline.evidence.data import DataError, load_all
 
@@ -78,8 +78,7 @@ def test_one_qualifier_vocabulary_in_every_file():
 
 
 def _edit(tmp_path: Path, name: str, change) -> Path:
-    copy = tmp_path / "data"
-    shutil.copytree(DATA, copy)
+    copy = EditedData(tmp_path / "data").path
     path = copy / name
     rows = list(csv.reader(path.open(newline="")))
     change(rows)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 import tipline
+from helpers import EditedData
 from tipline.evidence import ledger
 from tipline.evidence.data import DataError, load
 from tipline.presentation.text import evidence_words
@@ -46,8 +46,7 @@ def test_conditions(condition, value, claimed, expected):
 
 
 def _claims_with(tmp_path, claim_id, column, value):
-    copy = tmp_path / "data"
-    shutil.copytree(DATA, copy)
+    copy = EditedData(tmp_path / "data").path
     path = copy / "claims.csv"
     rows = list(csv.reader(path.open(newline="")))
     line = next(i for i, row in enumerate(rows) if row[0] == claim_id)

@@ -61,22 +61,20 @@ def test_prose_numbers_are_glued(path):
 
 
 @pytest.mark.full
-def test_nbval_fails_when_a_csv_value_changes(tmp_path):
+def test_nbval_fails_when_a_csv_value_changes(tmp_path, edited_data):
     chapters = tmp_path / "chapters"
     chapters.mkdir()
     shutil.copy(ROOT / "chapters" / "01_referral.ipynb", chapters)
-    data = tmp_path / "data"
-    shutil.copytree(ROOT / "data", data)
+    data = edited_data.path
     recipients = data / "recipients.csv"
-    text = recipients.read_text()
-    assert "2024,icac,actionable,816361" in text
-    recipients.write_text(text.replace("2024,icac,actionable,816361", "2024,icac,actionable,816362"))
+    text = recipients.read_bytes()  # as bytes: its lines end in CRLF
+    edited_data.replace("recipients.csv", "2024,icac,actionable,816361", "2024,icac,actionable,816362")
     command = [sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-o", "addopts=", "-q", str(chapters)]
     env = dict(os.environ, TIPLINE_DATA=str(data))
     changed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert changed.returncode == 1, changed.stdout[-2000:]
     assert "816,362" in changed.stdout or "816362" in changed.stdout
-    recipients.write_text(text)
+    recipients.write_bytes(text)
     unchanged = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert unchanged.returncode == 0, unchanged.stdout[-2000:]
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
 
-from helpers import copy_built, make_book, snapshot
+from helpers import execute_chapter, visible_text
 from tipline.evidence import ledger
 from tipline.evidence.data import DataError, load, package
 from tipline.presentation.notes import source_note
@@ -44,34 +43,6 @@ def chart_specs(html: str) -> list[dict]:
                                        or "hconcat" in spec or "vconcat" in spec or "concat" in spec):
             specs.append(spec)
     return specs
-
-
-class _Text(HTMLParser):
-    """Visible text of a page: no <script>, <style>, <pre> or <code> (code cells may quote roles)."""
-
-    SKIP = {"script", "style", "pre", "code"}
-
-    def __init__(self):
-        super().__init__()
-        self.depth, self.parts = 0, []
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP:
-            self.depth += 1
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP and self.depth:
-            self.depth -= 1
-
-    def handle_data(self, data):
-        if not self.depth:
-            self.parts.append(data)
-
-
-def visible_text(html: str) -> str:
-    parser = _Text()
-    parser.feed(html)
-    return " ".join(parser.parts)
 
 
 CHANNELS_WITH_TITLE = ("x", "y", "color", "opacity", "shape", "size", "strokeDash", "column", "row", "facet", "fill", "stroke")
@@ -279,22 +250,18 @@ def test_each_chart_source_note_names_each_source_once(built_site):
     assert checked > 20
 
 
-def test_a_guarded_sentence_the_data_no_longer_support_stops_the_build(built_site, tmp_path):
-    repo = copy_built(built_site, tmp_path / "book")
-    csv = repo / "data" / "feedback.csv"
-    # ICAC feedback in 2023 raised far enough that the rate no longer fell from 2020
-    original = "2023,icac,312343,"
-    assert original in csv.read_text()
-    csv.write_text(csv.read_text().replace(original, "2023,icac,912343,"))
-    result = make_book(repo)
+@pytest.mark.full
+@pytest.mark.parametrize("chapter, key, words", [
+    ("06_interpretations", "ch6_feedback", "fell from about 68 to about"),
+    ("safe_to_say", "sts_s9", "feedback instances per 100 actionable reports made available to them in 2020")])
+def test_a_guarded_sentence_the_data_no_longer_support_stops_its_chapter(edited_data, tmp_path, chapter, key, words):
+    """Both guarded feedback sentences (this took in test_safe_to_say's execution of its page and the
+    whole-book rebuild that stopped on whichever came first): each chapter executed on its own
+    against data in which ICAC feedback in 2023 is raised so far that the rate no longer fell from
+    2020. That a failing chapter stops `make book` and publishes nothing is tests/test_build.py's."""
+    edited_data.replace("feedback.csv", "2023,icac,312343,", "2023,icac,912343,")
+    result = execute_chapter(chapter, edited_data.path, tmp_path)
     output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "BUILD FAILED" in result.stderr
-    assert snapshot(repo / "_build" / "html") == snapshot(built_site), "a book with a false sentence was published"
-    # chapters execute in parallel, so whichever guarded feedback sentence is checked first stops
-    # the build: chapter 6's, or the safe-to-say page's; either way the message quotes it
-    quoted = {"ch6_feedback": "fell from about 68 to about",
-              "sts_s9": "feedback instances per 100 actionable reports made available to them in 2020"}
-    fired = [key for key in quoted if f"sentence '{key}'" in output]
-    assert "FalseSentence" in output and fired, output[-3000:]
-    assert all(quoted[key] in output for key in fired), "the message does not quote the sentence"
+    assert result.returncode != 0, output[-2000:]
+    assert "FalseSentence" in output and f"sentence '{key}'" in output, output[-3000:]
+    assert words in output, "the message does not quote the sentence"

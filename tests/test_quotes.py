@@ -20,7 +20,6 @@ import csv
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -154,9 +153,8 @@ def test_an_altered_quotation_is_caught():
             "ncmec_esps_not_consistent: the passage is not on p. 9 of ncmec-ojjdp-2023.txt"]
 
 
-def test_the_build_refuses_an_altered_quotation(tmp_path):
-    copy = tmp_path / "data"
-    shutil.copytree(ROOT / "data", copy)
+def test_the_build_refuses_an_altered_quotation(edited_data):
+    copy = edited_data.path
     path = copy / "quotes.csv"
     rows = list(csv.reader(path.open(newline="", encoding="utf-8")))
     line = next(i for i, row in enumerate(rows) if row[0] == "wapo_five_to_eight")
@@ -254,7 +252,7 @@ def test_quote_markdown_is_literal():
 
 @pytest.mark.full
 def test_every_quotation_on_every_page_is_from_the_ledger(built_site):
-    from test_prose import visible_text
+    from helpers import visible_text
 
     # a quotation within a quotation is shown with single marks (tipline.presentation.text.quote)
     allowed = {text.replace("\u201c", "\u2018").replace("\u201d", "\u2019") for text in load("quotes")["text"]} | set(OWN_WORDS)

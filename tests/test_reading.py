@@ -11,17 +11,18 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 # the browser and the server are conftest's session fixtures: one Chromium per test process
-from test_browser import AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, _open, _pages, _session, _wait_for_charts, screenshot
+from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, browser_session, open_page, screenshot, site_pages,
+                     wait_for_charts)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 
 
 def test_every_page_fits_a_phone_screen(built_site, server, browser):
     problems = []
-    session = _session(browser, width=375)
-    for name in _pages(built_site) + ["search.html", "404.html"]:
-        page, errors, outside = _open(browser, f"{server}/{name}", session=session)
-        _wait_for_charts(page)
+    session = browser_session(browser, width=375)
+    for name in site_pages(built_site) + ["search.html", "404.html"]:
+        page, errors, outside = open_page(browser, f"{server}/{name}", session=session)
+        wait_for_charts(page)
         screenshot(page, "phone_" + name.replace("/", "_") + ".png")
         overflow = page.evaluate("document.documentElement.scrollWidth")
         if overflow > 400:
@@ -38,8 +39,8 @@ def test_every_page_fits_a_phone_screen(built_site, server, browser):
 
 def test_charts_fill_their_container(server, browser):
     for width in (1280, 375):
-        page, _, _ = _open(browser, f"{server}/chapters/01_referral.html", width=width)
-        _wait_for_charts(page)
+        page, _, _ = open_page(browser, f"{server}/chapters/01_referral.html", width=width)
+        wait_for_charts(page)
         ratios = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(c => {
             const svg = c.querySelector('svg.marks'); return svg.getBoundingClientRect().width / c.clientWidth; })""")
         assert ratios and all(0.6 <= r <= 1.01 for r in ratios), (width, ratios)
@@ -47,9 +48,9 @@ def test_charts_fill_their_container(server, browser):
 
 
 def test_dark_mode_keeps_charts_and_text_legible(server, browser):
-    page, errors, _ = _open(browser, f"{server}/chapters/best_inference.html")
+    page, errors, _ = open_page(browser, f"{server}/chapters/best_inference.html")
     page.evaluate("document.documentElement.dataset.theme = 'dark'")
-    _wait_for_charts(page)
+    wait_for_charts(page)
     page.wait_for_timeout(200)
     screenshot(page, "dark_best_inference.png")
     body = page.evaluate("getComputedStyle(document.body).backgroundColor")
@@ -63,8 +64,8 @@ def test_dark_mode_keeps_charts_and_text_legible(server, browser):
 
 
 def test_a_chapter_prints_without_navigation(server, browser, tmp_path):
-    page, _, _ = _open(browser, f"{server}/chapters/01_referral.html")
-    _wait_for_charts(page)
+    page, _, _ = open_page(browser, f"{server}/chapters/01_referral.html")
+    wait_for_charts(page)
     page.emulate_media(media="print")
     hidden = page.evaluate("""() => ['.bd-sidebar-primary', '.bd-header', '.prev-next-area']
         .map(s => document.querySelector(s)).filter(Boolean).every(e => getComputedStyle(e).display === 'none')""")
@@ -75,7 +76,7 @@ def test_a_chapter_prints_without_navigation(server, browser, tmp_path):
 
 
 def test_offline_search_finds_chapters(server, browser):
-    page, errors, outside = _open(browser, f"{server}/search.html?q=arrests")
+    page, errors, outside = open_page(browser, f"{server}/search.html?q=arrests")
     page.wait_for_selector("#search-results ul.search li", timeout=15000)
     hits = page.locator("#search-results ul.search li a").all_inner_texts()
     assert any("inference" in h.lower() or "referral" in h.lower() for h in hits), hits
@@ -84,7 +85,7 @@ def test_offline_search_finds_chapters(server, browser):
 
 def test_not_found_page_and_favicon(built_site, server, browser):
     assert (built_site / "404.html").exists() and (built_site / "favicon.svg").exists()
-    page, errors, outside = _open(browser, f"{server}/404.html")
+    page, errors, outside = open_page(browser, f"{server}/404.html")
     assert page.locator("article h1").inner_text() == "Page not found"
     assert page.locator("a#home").get_attribute("href").endswith("index.html")
     # served at any address, so its links are absolute (under TIPLINE_URL_PREFIX on a project site)
@@ -97,7 +98,7 @@ def test_not_found_page_and_favicon(built_site, server, browser):
 
 def test_chart_bundle_loads_only_where_charts_are(server, browser):
     def scripts(name):
-        page, _, _ = _open(browser, f"{server}/chapters/{name}.html")
+        page, _, _ = open_page(browser, f"{server}/chapters/{name}.html")
         requested = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
         page.close()
         return [url for url in requested if "tipline-charts.js" in url]
@@ -113,7 +114,7 @@ def test_no_source_maps_are_published(built_site):
 def test_one_search_box_and_the_header_links_at_every_width(server, browser):
     """Issue 20: two search boxes on a desktop; the PDF and the citation only in the footer."""
     for width in (375, 900, 1280):
-        page, errors, _ = _open(browser, f"{server}/chapters/03_urgency.html", width=width)
+        page, errors, _ = open_page(browser, f"{server}/chapters/03_urgency.html", width=width)
         visible = page.evaluate("""() => [...document.querySelectorAll(
                 '.search-button-field, .search-button, form.bd-search input')].filter(el => {
             const box = el.getBoundingClientRect(), style = getComputedStyle(el);
