@@ -94,8 +94,9 @@ def failure(result: subprocess.CompletedProcess) -> str:
     assert result.returncode != 0, result.stdout[-2000:]
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "BUILD FAILED" in line]
     assert len(lines) == 1, result.stdout[-3000:] + result.stderr[-3000:]
-    # make's own "make: *** [Makefile:NN: book] Error 1" follows what the build said
-    last = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("make: ***")][-1]
+    # make's own "make: *** [Makefile:NN: book] Error 1" follows what the build said ("make[1]: ***"
+    # when the tests themselves run under make, as `make test` and CI run them)
+    last = [line for line in result.stderr.splitlines() if line.strip() and not re.match(r"make(\[\d+\])?: \*\*\*", line)][-1]
     assert last == lines[0], f"the BUILD FAILED line is not the last one:\n{result.stderr[-2000:]}"
     return lines[0]
 

@@ -29,7 +29,7 @@ import pytest
 
 import helpers
 from helpers import ROOT, VENV, book_command, copy_built, executed, failure, make_book, snapshot, stale
-from tipline.site import build
+from tipline.site import build, reader
 
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
@@ -139,7 +139,8 @@ def test_clean_build_has_every_page_and_only_the_listed_data(built_site):
         assert f"chapters/{name}.html" in pages
     listed = {r["path"] for r in json.loads((ROOT / "data" / "datapackage.json").read_text())["resources"]}
     published = {p.name for p in (built_site / "data").iterdir()}
-    assert published == listed | {"datapackage.json", "answer.json", "benchmark.json"}
+    made = {"datapackage.json", "answer.json", "benchmark.json", reader.FIGURES, reader.ARCHIVE}  # what the build writes
+    assert published == listed | made
     assert (built_site / "data" / "recipients.csv").read_bytes() == (ROOT / "data" / "recipients.csv").read_bytes()
     assert (built_site / "_static" / "tipline-charts.js").exists()
     assert not (built_site / "reports").exists() or not any((built_site / "reports").iterdir()), "execution tracebacks were published"
