@@ -12,7 +12,7 @@
   // `ast: true` selects vega's expression interpreter, so the policy needs no 'unsafe-eval'.
   var ACTIONS = {export: true, source: false, compiled: false, editor: false};
   // what a printed page opens (tipline/site/pdf.py opens the same)
-  var PRINTED_OPEN = "details.tipline-chart-data, .tipline-source details";
+  var PRINTED_OPEN = "details.tipline-chart-data, .tipline-source details, details.tipline-changes";
 
   function specs(el) {
     var wide = JSON.parse(document.querySelector('script.tipline-spec[data-chart="' + el.id + '"]').textContent);
@@ -83,8 +83,22 @@
       el.tiplineSpec = spec;
       if (window.tiplineFrameExport) { window.tiplineFrameExport(el, spec, result.view); }
       el.setAttribute("data-ready", "");  // drawn in its final size (for the PDF printer and the tests)
+      keepTarget();
     }).catch(fail);
   }
+
+  // A chart drawn above the place a link led to (a section, "Cite this page") pushes that place
+  // down the page: until the reader scrolls by themselves, it is brought back into view.
+  var following = Boolean(location.hash);
+  function keepTarget() {
+    if (!following || !location.hash) { return; }
+    var target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if (target) { target.scrollIntoView(); }
+  }
+  window.addEventListener("hashchange", function () { following = true; });
+  ["wheel", "touchstart", "keydown", "mousedown"].forEach(function (kind) {
+    window.addEventListener(kind, function () { following = false; }, {passive: true});
+  });
 
   function drawAll() {
     if (!window.vegaEmbed) { return; }

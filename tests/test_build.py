@@ -421,6 +421,24 @@ def test_a_title_change_rebuilds_pages_without_executing_and_an_interrupted_sphi
         assert "A retitled book" in page.read_text(), page.name
 
 
+def test_an_edited_stylesheet_and_template_reach_every_page(mini):
+    """Sphinx copies _static only when it writes a page: with no chapter stale, an edited stylesheet
+    must still reach the site (it once stayed behind, the old one still published), and an edited
+    template every page."""
+    site = mini / "_build" / "html"
+    (mini / "_static" / "tipline.css").write_text((mini / "_static" / "tipline.css").read_text() + "\n/* edited-rule */\n")
+    result = make_book(mini)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "nothing changed" not in result.stdout and not executed(result.stdout), result.stdout[-2000:]
+    assert "/* edited-rule */" in (site / "_static" / "tipline.css").read_text(), "the edited stylesheet was not published"
+    layout = mini / "_templates" / "layout.html"
+    layout.write_text(layout.read_text().replace('<meta name="viewport"', '<meta name="tipline-edited" content="1"/>\n  <meta name="viewport"'))
+    result = make_book(mini)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for page in (site / "chapters").glob("*.html"):
+        assert 'name="tipline-edited"' in page.read_text(), page.name
+
+
 def test_the_pdf_and_url_prefix_settings_make_the_site_stale(mini):
     site = mini / "_build" / "html"
     assert not (site / "book.pdf").exists() and 'href="/index.html"' in (site / "404.html").read_text()

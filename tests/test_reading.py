@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # the browser and the server are conftest's session fixtures: one Chromium per test process
 from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, browser_session, open_page, screenshot, site_pages,
@@ -125,8 +126,12 @@ def test_one_search_box_and_the_header_links_at_every_width(server, browser):
             box = link.bounding_box()
             assert box and box["y"] < 80 and box["x"] + box["width"] <= width, f"{width}px: {name} not in the header"
         page.locator("a.tipline-header-link", has_text="Cite").click()
-        page.wait_for_timeout(300)
-        assert page.evaluate("""() => { const box = document.getElementById('cite-this-page').getBoundingClientRect();
-            return box.top >= 0 && box.bottom <= innerHeight; }"""), f"{width}px: the citation is not in view"
+        # the theme scrolls smoothly: the citation must come into view once the scrolling ends
+        in_view = """() => { const box = document.getElementById('cite-this-page').getBoundingClientRect();
+            return box.top >= 0 && box.bottom <= innerHeight; }"""
+        try:
+            page.wait_for_function(in_view, timeout=5000)
+        except PlaywrightTimeout:
+            pytest.fail(f"{width}px: the citation is not in view 5 s after the link is followed")
         assert not errors
         page.close()

@@ -107,8 +107,11 @@ def source_note(frame: pd.DataFrame, dataset: str | None = None) -> "SourceNote"
             title = f'<a href="{html.escape(entry["url"], quote=True)}">{title}</a>'
         items.append(f"<li>{html.escape(entry['publisher'])}, <em>{title}</em> ({html.escape(str(entry['published']))}), "
                      f"{html.escape(locators)} [{GRADE_LABEL[entry['grade']]}]</li>")
+    # the named dataset first, then the others alphabetically: the order the chapter happened to load
+    # them in (answer.load() notes answer.json's datasets at once) must not change the page
+    linked = ([dataset] if dataset else []) + sorted(set(drawn) - {dataset})
     links = ", ".join(f'<a href="../data/{html.escape(name, quote=True)}.csv" download>{html.escape(name)}.csv</a>'
-                      for name in drawn)
+                      for name in linked)
     return SourceNote(f'<div class="tipline-source"><details><summary>Sources ({len(items)})</summary>'
                       f'<ul>{"".join(items)}</ul></details><p><strong>Data:</strong> {links}</p>'
                       f'{breaks_html(frame)}</div>')  # a series break the rows cross (data/breaks.csv)

@@ -74,7 +74,7 @@ NAMED_FILES = {"CITATION.cff": "CITATION.cff"}
 # every file the site is made from, beside the chapters' own inputs: when none changed and no
 # chapter is stale, nothing is built (releases/: each published version's figures, which the
 # changes page compares)
-SITE_INPUTS = ["chapters", "_static", "tipline", "_config.yml", "_toc.yml", "references.bib",
+SITE_INPUTS = ["chapters", "_static", "_templates", "tipline", "_config.yml", "_toc.yml", "references.bib",
                "CITATION.cff", "CHANGELOG.md", "requirements.txt", "pyproject.toml", "scripts/benchmark.json",
                "releases"]
 # run after a chapter's last cell: the modules it imported and the datasets it read (None: it never
@@ -525,7 +525,10 @@ def site_inputs() -> dict:
         raise Failed(f"TIPLINE_URL_PREFIX (environment): {error}") from None
     return {"site": tree([BOOK / name for name in SITE_INPUTS] + [DATA]),
             "code": tree([BOOK / "tipline" / "site", BOOK / "requirements.txt"]),
-            "settings": {"pdf": pdf.wanted(), "url_prefix": prefix}}
+            "settings": {"pdf": pdf.wanted(), "url_prefix": prefix},
+            # Sphinx copies _static only when it writes a page: a changed stylesheet, script or
+            # template rewrites every page (and so reaches the site)
+            "look": tree([BOOK / "_static", BOOK / "_templates"])}
 
 
 def write_bibliography() -> None:
@@ -611,7 +614,8 @@ def build() -> int:
     shutil.rmtree(KERNELS, ignore_errors=True)
     inputs = site_inputs()  # after the executions, which rewrote the stale chapters
     pages = time.perf_counter()
-    sphinx(fresh=old.get("code") != inputs["code"], every_page=old.get("settings") != inputs["settings"])
+    sphinx(fresh=old.get("code") != inputs["code"],
+           every_page=old.get("settings") != inputs["settings"] or old.get("look") != inputs["look"])
     _say(f"built the pages in {time.perf_counter() - pages:.1f} s")
     publish(listed_files(kept))
     STATE.write_text(json.dumps(inputs))

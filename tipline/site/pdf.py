@@ -37,7 +37,7 @@ MARGINS_MM = {"top": 15, "bottom": 15, "left": 14, "right": 14}
 COLUMN_PX = round((8.5 * 25.4 - MARGINS_MM["left"] - MARGINS_MM["right"]) / 25.4 * 96)
 PAGE_HEIGHT_PX = round((11 * 25.4 - MARGINS_MM["top"] - MARGINS_MM["bottom"]) / 25.4 * 96)
 # what a printed page opens (_static/tipline-site.js opens the same when a reader prints)
-PRINTED_OPEN = "details.tipline-chart-data, .tipline-source details"
+PRINTED_OPEN = "details.tipline-chart-data, .tipline-source details, details.tipline-changes"
 
 
 def pages_in_order(srcdir: Path) -> list[str]:
