@@ -134,8 +134,28 @@
   window.addEventListener("beforeprint", function () {
     document.querySelectorAll(PRINTED_OPEN).forEach(function (details) { details.open = true; });
   });
-  // a table wider than its box scrolls; keyboard users need to reach the scroll region
+  // A table wider than its box (a phone, a narrow window, the printed column) is laid out one row
+  // at a time, each cell under its column's name (data-label, tipline/presentation/tables.py;
+  // _static/tipline-readers.css), rather than scrolling sideways a reader would have to discover.
+  var TABLES = "table.tipline-table, table.tipline-data-table";
+  function fitTables() {
+    document.querySelectorAll(TABLES).forEach(function (table) {
+      var box = table.parentElement;
+      table.classList.remove("tipline-stacked");
+      if (!box || box.clientWidth === 0) { return; }  // hidden (a closed data table): fitted when opened
+      if (table.getBoundingClientRect().width > box.clientWidth + 1) { table.classList.add("tipline-stacked"); }
+    });
+  }
+  var fitting = null;
+  window.addEventListener("resize", function () { clearTimeout(fitting); fitting = setTimeout(fitTables, 150); });
+  window.addEventListener("beforeprint", fitTables);
+  document.addEventListener("toggle", function (event) {
+    if (event.target.tagName === "DETAILS" && event.target.open) { fitTables(); }
+  }, true);
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", fitTables); } else { fitTables(); }
+  // a table still wider than its box scrolls; keyboard users need to reach the scroll region
   window.addEventListener("load", function () {
+    fitTables();
     document.querySelectorAll("div.cell_output div.output.text_html").forEach(function (box) {
       if (box.scrollWidth > box.clientWidth + 1 && box.querySelector("table")) {
         box.setAttribute("tabindex", "0");

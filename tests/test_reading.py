@@ -18,6 +18,22 @@ from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, browser
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 
 
+# Every table shown (not those inside a closed disclosure) fits its box: a table too wide for it is
+# laid out a row at a time (tipline-site.js), and each of its cells then shows its column's name.
+TABLES_ON_A_PHONE = """() => [...document.querySelectorAll('table.tipline-table, table.tipline-data-table')]
+  .filter(t => t.parentElement.clientWidth > 0).flatMap(t => {
+    const caption = (t.querySelector('caption') || {textContent: t.rows[0].textContent}).textContent.slice(0, 50);
+    const found = [];
+    if (t.getBoundingClientRect().width > t.parentElement.clientWidth + 1) found.push(`a table wider than its box: ${caption}`);
+    if (t.classList.contains('tipline-stacked')) {
+      const cells = [...t.querySelectorAll('tbody td:not(:first-child)')];
+      const unnamed = cells.filter(td => { const label = getComputedStyle(td, '::before').content;
+        return !td.dataset.label || label !== JSON.stringify(td.dataset.label); });
+      if (unnamed.length) found.push(`${unnamed.length} cells shown without their column's name: ${caption}`);
+    }
+    return found; })"""
+
+
 def test_every_page_fits_a_phone_screen(built_site, server, browser):
     problems = []
     session = browser_session(browser, width=375)
@@ -32,6 +48,7 @@ def test_every_page_fits_a_phone_screen(built_site, server, browser):
             .filter(c => c.getBoundingClientRect().right > window.innerWidth + 1).map(c => c.id)""")
         if wide:
             problems.append(f"{name}: charts overflow the screen {wide}")
+        problems += [f"{name}: {problem}" for problem in page.evaluate(TABLES_ON_A_PHONE)]
         assert not errors and not outside, f"{name}: {errors} {outside}"
         page.close()
     session.close()
@@ -135,3 +152,22 @@ def test_one_search_box_and_the_header_links_at_every_width(server, browser):
             pytest.fail(f"{width}px: the citation is not in view 5 s after the link is followed")
         assert not errors
         page.close()
+
+
+def test_a_table_is_read_row_by_row_only_where_it_does_not_fit(server, browser):
+    """The model chapter's ladder (Table 2) is a table beside a desktop page's text, a list of rows
+    at a phone's width, and a table again when the window widens."""
+    ladder = "document.querySelectorAll('table.tipline-table')[1]"
+    page, errors, _ = open_page(browser, f"{server}/chapters/best_inference.html", width=1280)
+    assert "the ladder" in page.evaluate(f"{ladder}.caption.textContent")
+    assert not page.evaluate(f"{ladder}.classList.contains('tipline-stacked')"), "a table that fits was taken apart"
+    assert page.evaluate(f"getComputedStyle({ladder}.querySelector('tbody tr')).display") == "table-row"
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.wait_for_function(f"() => {ladder}.classList.contains('tipline-stacked')", timeout=5000)
+    first = page.evaluate(f"""(() => {{ const td = {ladder}.querySelector('tbody td:nth-child(2)');
+        return [getComputedStyle(td).display, getComputedStyle(td, '::before').content, td.getBoundingClientRect().right]; }})()""")
+    assert first[0] == "block" and first[1] == '"What is counted"' and first[2] <= 375, first
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.wait_for_function(f"() => !{ladder}.classList.contains('tipline-stacked')", timeout=5000)
+    assert not errors
+    page.close()

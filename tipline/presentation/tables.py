@@ -164,7 +164,9 @@ def table(frame: pd.DataFrame, caption: str | None = None, formats: Mapping[str,
             value, text = frame[column].iloc[position], html.escape(texts[column][position])
             if column in links and text != DASH:
                 text = f'<a href="{_address(links[column](value))}">{text}</a>'
-            cells.append(f"<td{_right(numeric[column])}>{text}</td>")
+            # data-label: the column's header, which a table too wide for its screen shows before
+            # each cell when it is laid out one row at a time (_static/tipline-site.js)
+            cells.append(f'<td{_right(numeric[column])} data-label="{_label(column)}">{text}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     title = f"<caption>Table: {html.escape(caption)}</caption>" if caption else ""
     markup = (f'<table class="tipline-table">{title}<thead><tr>{head}</tr></thead>'
