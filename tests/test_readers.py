@@ -534,7 +534,9 @@ def test_tables_escape_format_and_caption_themselves():
     frame = pd.DataFrame({hostile: [hostile, None], "Reports": [20512803.0, 1234], "Share": [0.760933, 0.5]},
                          index=pd.Index(["<b>a</b>", "b"], name="<i>row</i>"))
     html = table(frame, caption=f"a caption {hostile}", formats={"Share": "{:.1%}"}, index=True).html
-    assert "<script>" not in html and "<b>" not in html and "<i>" not in html and html.count("&lt;script&gt;") == 3
+    assert "<script>" not in html and "<b>" not in html and "<i>" not in html
+    # the header, the caption and the cell, and the column's name on each of its two cells (data-label)
+    assert html.count("&lt;script&gt;") == 5 and html.count('data-label="&lt;script&gt;alert(1)&lt;/script&gt;"') == 2
     assert "<caption>Table: a caption &lt;script&gt;" in html
     cells = re.findall(r"<t[dh]\b[^>]*>(.*?)</t[dh]>", html)
     assert cells[4:8] == ["&lt;b&gt;a&lt;/b&gt;", "&lt;script&gt;alert(1)&lt;/script&gt;", "20,512,803", "76.1%"], cells
