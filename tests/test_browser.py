@@ -16,7 +16,7 @@ import threading
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, browser_session,
+from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, browser_session, pdf_pages_text,
                      open_page, screenshot, site_pages, wait_for_charts)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
@@ -424,6 +424,7 @@ def test_the_pdf_prints_every_chart_whole_and_no_control(built_site, server, bro
     from tipline.site import pdf
 
     book = PdfReader(built_site / pdf.NAME)
+    texts = pdf_pages_text(built_site / pdf.NAME)
     names = pdf.pages_in_order(ROOT)
     starts = [book.get_destination_page_number(item) for item in book.outline] + [len(book.pages)]
     assert len(starts) == len(names) + 1, "one bookmark per page of the book"
@@ -438,7 +439,7 @@ def test_the_pdf_prints_every_chart_whole_and_no_control(built_site, server, bro
     problems, charts = [], 0
     for index, name in enumerate(names):
         pdf.prepare(page, f"{server}/{name}.html")
-        printed = squash(" ".join(book.pages[number].extract_text() for number in range(starts[index], starts[index + 1])))
+        printed = squash(" ".join(texts[starts[index]:starts[index + 1]]))
         for chart in page.evaluate(PRINTED_CHARTS):
             charts += 1
             where = f"{name}, {chart['id']}"

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-from helpers import ROOT
+from helpers import ROOT, pdf_pages_text
 from tipline.presentation.charts import specs
 from tipline.site.reader import last_updated
 
@@ -453,7 +453,7 @@ def test_the_pdf_holds_every_chapter_and_every_chart_as_vector_graphics(built_si
     for name, title in zip(names, titles):
         page_title = re.search(r"<title>(.*?)(?: &#8212;| —)", (built_site / f"{name}.html").read_text(encoding="utf-8"), re.S)
         assert page_title and html_unescape(re.sub(r"<[^>]+>", "", page_title.group(1))).split() == title.split(), (name, title)
-    text = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+    text = " ".join(" ".join(page.split()) for page in pdf_pages_text(pdf))
     for name in names:
         html = (built_site / f"{name}.html").read_text(encoding="utf-8")
         for number in re.findall(r'class="tipline-figure-number reference external" href="#[^"]+">(Figure [0-9A-Z.]+)</a>', html):
