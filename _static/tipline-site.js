@@ -130,9 +130,11 @@
     print: function () { window.print(); },
     fullscreen: function () { if (window.toggleFullScreen) { window.toggleFullScreen(); } }
   };
-  // a printed page shows each chart's data table and its list of sources
+  // a printed page shows each chart's data table and its list of sources, each table fitted to the
+  // printed column
   window.addEventListener("beforeprint", function () {
     document.querySelectorAll(PRINTED_OPEN).forEach(function (details) { details.open = true; });
+    fitTables();
   });
   // A table wider than its box (a phone, a narrow window, the printed column) is laid out one row
   // at a time, each cell under its column's name (data-label, tipline/presentation/tables.py;
@@ -148,7 +150,6 @@
   }
   var fitting = null;
   window.addEventListener("resize", function () { clearTimeout(fitting); fitting = setTimeout(fitTables, 150); });
-  window.addEventListener("beforeprint", fitTables);
   document.addEventListener("toggle", function (event) {
     if (event.target.tagName === "DETAILS" && event.target.open) { fitTables(); }
   }, true);

@@ -21,12 +21,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import json
 import functools
 import gzip
 import hashlib
 import http.server
 import io
+import json
 import os
 import re
 import shutil
@@ -430,19 +430,20 @@ def execute_chapter(name: str, data: Path, folder: Path) -> subprocess.Completed
 
 def pdf_pages_text(pdf: Path) -> list[str]:
     """The text of each page of `pdf` (pypdf), extracted once per test session: the first test
-    process to ask writes it into the build folder (not the site), under a lock, and the others read it (extracting
-    book.pdf's 241 pages takes about 18 s)."""
+    process to ask writes it into the build folder (not the site), under a lock, and the others
+    read it (extracting book.pdf's 241 pages takes about 18 s)."""
     from pypdf import PdfReader
 
     beside = pdf.parent.parent  # _build, outside the published site
     cache = beside / (pdf.name + ".text.json")
+    size = pdf.stat().st_size
     with (beside / (pdf.name + ".text.lock")).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if cache.exists() and json.loads(cache.read_text())["size"] == pdf.stat().st_size:
-            return json.loads(cache.read_text())["pages"]
-        pages = [page.extract_text() for page in PdfReader(pdf).pages]
-        cache.write_text(json.dumps({"size": pdf.stat().st_size, "pages": pages}))
-        return pages
+        kept = json.loads(cache.read_text()) if cache.exists() else {}
+        if kept.get("size") != size:
+            kept = {"size": size, "pages": [page.extract_text() for page in PdfReader(pdf).pages]}
+            cache.write_text(json.dumps(kept))
+        return kept["pages"]
 
 
 def page_weight(browser, url: str) -> dict:

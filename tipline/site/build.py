@@ -71,12 +71,15 @@ CHAPTERS = BOOK / "chapters"
 STAMP = "tipline"  # the notebook metadata key of a chapter's stamp
 # files a chapter's code may read by name, beside data/ (which tipline.evidence.data tracks)
 NAMED_FILES = {"CITATION.cff": "CITATION.cff"}
-# every file the site is made from, beside the chapters' own inputs: when none changed and no
+# every file the site is made from, beside the chapters' own inputs and LOOK: when none changed and no
 # chapter is stale, nothing is built (releases/: each published version's figures, which the
 # changes page compares)
-SITE_INPUTS = ["chapters", "_static", "_templates", "tipline", "_config.yml", "_toc.yml", "references.bib",
+SITE_INPUTS = ["chapters", "tipline", "_config.yml", "_toc.yml", "references.bib",
                "CITATION.cff", "CHANGELOG.md", "requirements.txt", "pyproject.toml", "scripts/benchmark.json",
                "releases"]
+# the stylesheets, scripts and templates: Sphinx copies _static only when it writes a page, so a
+# change to any of them rewrites every page (site_inputs()["look"])
+LOOK = ["_static", "_templates"]
 # run after a chapter's last cell: the modules it imported and the datasets it read (None: it never
 # imported tipline.evidence.data, so count every dataset)
 PROBE = ("import sys as _s, json as _j\n"
@@ -528,7 +531,7 @@ def site_inputs() -> dict:
             "settings": {"pdf": pdf.wanted(), "url_prefix": prefix},
             # Sphinx copies _static only when it writes a page: a changed stylesheet, script or
             # template rewrites every page (and so reaches the site)
-            "look": tree([BOOK / "_static", BOOK / "_templates"])}
+            "look": tree([BOOK / name for name in LOOK])}
 
 
 def write_bibliography() -> None:
