@@ -137,8 +137,9 @@ def pages(site: Path) -> list[dict]:
     names = sorted(p.relative_to(site).as_posix() for p in site.glob("chapters/*.html"))
     with helpers.serving(site) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(helpers.CHROMIUM), args=helpers.BROWSER_ARGS)
+        tab = helpers.Tab(browser, cache=False)
         for name in names:
-            row = helpers.page_weight(browser, f"{base}/{name}")
+            row = helpers.page_weight(tab, f"{base}/{name}")
             files = {}
             for url in row.pop("resources"):
                 local = site / url.split("?")[0].split("/", 3)[3]

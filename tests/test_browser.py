@@ -16,7 +16,7 @@ import threading
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, browser_session, pdf_pages_text,
+from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, Tab, pdf_pages_text,
                      open_page, screenshot, site_pages, wait_for_charts)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
@@ -25,13 +25,12 @@ pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.
 def test_every_page_loads_offline_draws_its_charts_and_passes_axe(built_site, server, browser):
     pages = site_pages(built_site)
     assert len(pages) >= 10
-    session = browser_session(browser)
-    redirect, _, _ = open_page(browser, f"{server}/index.html", session=session)
+    tab = Tab(browser)
+    redirect, _, _ = tab.visit(f"{server}/index.html")
     redirect.wait_for_url("**/chapters/summary.html")
-    redirect.close()
     total_charts, inaccessible = 0, []
     for name in pages + ["search.html", "404.html"]:
-        page, errors, outside = open_page(browser, f"{server}/{name}", session=session)
+        page, errors, outside = tab.visit(f"{server}/{name}")
         total_charts += wait_for_charts(page)
         drawn = page.locator(".tipline-chart svg.marks, .tipline-chart canvas.marks").count()
         assert drawn == page.locator(".tipline-chart").count(), f"{name}: {drawn} charts drawn"
@@ -44,10 +43,9 @@ def test_every_page_loads_offline_draws_its_charts_and_passes_axe(built_site, se
         result = Axe().run(page, options=AXE_OPTIONS).response
         inaccessible += [f"{name}: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
                          for v in result["violations"] if v["impact"] in BLOCKING]
-        page.close()
         assert not errors, f"{name}: console errors {errors}"
         assert not outside, f"{name}: requests to other hosts {outside}"
-    session.close()
+    tab.close()
     assert total_charts >= 14
     assert not inaccessible, "axe-core, serious or critical:\n" + "\n".join(inaccessible)
 
@@ -345,10 +343,10 @@ def test_every_chart_fits_a_phone_and_a_desktop(built_site, server, browser, wid
     of its box; at 375 and 1280 px no chart is wider than its box, no title or label is cut (by the
     box, the drawing's edge or an ellipsis), no two texts overlap, the export button hides no text,
     and nothing floating over the page hides a legend label."""
-    session = browser.new_context(viewport={"width": width, "height": 740})
+    tab = Tab(browser, width, height=740)
     problems, count = [], 0
     for name in _chart_pages(built_site):
-        page, errors, _ = open_page(browser, f"{server}/{name}", session=session)
+        page, errors, _ = tab.visit(f"{server}/{name}")
         charts = wait_for_charts(page)
         for index in range(charts):
             chart = page.locator(".tipline-chart").nth(index)
@@ -358,8 +356,7 @@ def test_every_chart_fits_a_phone_and_a_desktop(built_site, server, browser, wid
             count += 1
         screenshot(page, f"charts_{width}_{name.replace('/', '_')}.png")
         assert not errors, (name, errors)
-        page.close()
-    session.close()
+    tab.close()
     assert count >= 30
     assert not problems, f"{len(problems)} problems at {width} px:\n" + "\n".join(problems)
 

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-from helpers import ROOT, pdf_pages_text
+from helpers import ROOT, pdf_pages_text, pdf_raster_pages
 from tipline.presentation.charts import specs
 from tipline.site.reader import last_updated
 
@@ -199,15 +199,15 @@ def test_last_updated_comes_from_the_repository_history(tmp_path):
 
 # --- in the browser -------------------------------------------------------------------------------
 
-from helpers import NO_BROWSER, SHOTS, browser_session, open_page, wait_for_charts  # noqa: E402
+from helpers import NO_BROWSER, SHOTS, Tab, wait_for_charts  # noqa: E402
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
 def test_every_chart_exports_png_and_svg_with_its_caption_and_source(built_site, server, browser):  # noqa: F811
     exported = 0
-    session = browser_session(browser)
+    tab = Tab(browser)
     for name in CHAPTERS:
-        page, errors, outside = open_page(browser, f"{server}/chapters/{name}.html", session=session)
+        page, errors, outside = tab.visit(f"{server}/chapters/{name}.html")
         count = wait_for_charts(page)
         # the menu's toggle is named for screen readers (this took in test_browser's menu check)
         assert page.locator(".tipline-chart summary:not([aria-label])").count() == 0, name
@@ -236,17 +236,16 @@ def test_every_chart_exports_png_and_svg_with_its_caption_and_source(built_site,
                     assert caption.split(":")[0] in words, f"{name}: SVG export lacks its figure number"
                 exported += 1
             chart.locator("details > summary").click()
-        page.close()
         assert not errors and not outside, (name, errors, outside)
-    session.close()
+    tab.close()
     assert exported >= 60
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
 def test_the_drawn_data_match_the_tables_in_the_browser(server, browser):  # noqa: F811
-    session = browser_session(browser)
+    tab = Tab(browser)
     for name in ("02_reporters", "best_inference", "appendix_claims"):
-        page, errors, _ = open_page(browser, f"{server}/chapters/{name}.html", session=session)
+        page, errors, _ = tab.visit(f"{server}/chapters/{name}.html")
         wait_for_charts(page)
         found = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(chart => {
             const spec = JSON.parse(document.querySelector(`script.tipline-spec[data-chart="${chart.id}"]`).textContent);
@@ -264,8 +263,7 @@ def test_the_drawn_data_match_the_tables_in_the_browser(server, browser):  # noq
             problem = _mismatch(chart["tables"], chart["drawn"])
             assert problem is None, f"{name}, {chart['id']}: the table is not what the chart drew: {problem}"
         assert not errors
-        page.close()
-    session.close()
+    tab.close()
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
@@ -405,38 +403,38 @@ def test_unused_icon_rules_go_and_used_ones_stay():
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
 def test_pages_are_light(built_site, browser):  # noqa: F811
-    import functools
-    import http.server
-    import sys
-    import threading
+    from helpers import page_weight, serving  # the compressing server and measure of `make bench`
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from helpers import Compressing  # the same compressing server `make bench` measures with
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Compressing, directory=str(built_site)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     heavy = []
-    try:
+    with serving(built_site) as server, Tab(browser, cache=False) as tab:  # no cache: a first-time reader
         for name in CHAPTERS + ["changes"]:
-            context = browser.new_context()  # an empty cache: a first-time reader
-            page = context.new_page()
-            sizes = []
-            page.on("requestfinished", lambda request: sizes.append(request.sizes()["responseBodySize"]))
-            page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/chapters/{name}.html", wait_until="load")
-            charts = wait_for_charts(page)
-            page.wait_for_load_state("networkidle")
-            megabytes = sum(sizes) / 1e6
-            limit = OVER_GOAL.get(name, CHART_PAGE_MB if charts else TEXT_PAGE_MB)
+            weight = page_weight(tab, f"{server}/chapters/{name}.html")
+            megabytes = weight["bytes"] / 1e6
+            limit = OVER_GOAL.get(name, CHART_PAGE_MB if weight["charts"] else TEXT_PAGE_MB)
             if megabytes > limit:
                 heavy.append(f"{name}: {megabytes:.3f} MB (goal {limit} MB)")
             assert megabytes > 0.05, f"{name}: implausibly light, {megabytes:.3f} MB: the measurement is broken"
-            context.close()
-    finally:
-        httpd.shutdown()
     assert not heavy, "\n".join(heavy)
 
 
 # --- the PDF ---------------------------------------------------------------------------------------
+
+def test_a_raster_image_in_a_pdf_is_found(tmp_path):
+    """pdf_raster_pages finds an image on the second page of a small PDF (so the book's check can fail)."""
+    import pypdfium2
+    import pypdfium2.raw
+
+    document = pypdfium2.PdfDocument.new()
+    document.new_page(100, 100)
+    page = document.new_page(100, 100)
+    image = pypdfium2.PdfImage.new(document)
+    image.set_bitmap(pypdfium2.PdfBitmap.new_native(4, 4, pypdfium2.raw.FPDFBitmap_BGR))
+    page.insert_obj(image)
+    page.gen_content()
+    document.save(tmp_path / "raster.pdf")
+    document.close()
+    assert pdf_raster_pages(tmp_path / "raster.pdf") == [1]
+
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
 def test_the_pdf_holds_every_chapter_and_every_chart_as_vector_graphics(built_site):
@@ -459,7 +457,7 @@ def test_the_pdf_holds_every_chapter_and_every_chart_as_vector_graphics(built_si
         for number in re.findall(r'class="tipline-figure-number reference external" href="#[^"]+">(Figure [0-9A-Z.]+)</a>', html):
             assert number in text, f"{name}: {number} is not in the PDF"
     assert text.count("Figure ") >= 30
-    assert not [index for index, page in enumerate(reader.pages) if page.images], "a raster image in the PDF: charts must be vector"
+    assert not pdf_raster_pages(pdf), "a raster image in the PDF: charts must be vector"
     for name in names:
         assert 'The whole book as a PDF</a>' in (built_site / f"{name}.html").read_text(encoding="utf-8"), name
 

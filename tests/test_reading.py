@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # the browser and the server are conftest's session fixtures: one Chromium per test process
-from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, browser_session, open_page, screenshot, site_pages,
+from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, Tab, open_page, screenshot, site_pages,
                      wait_for_charts)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
@@ -36,9 +36,9 @@ TABLES_ON_A_PHONE = """() => [...document.querySelectorAll('table.tipline-table,
 
 def test_every_page_fits_a_phone_screen(built_site, server, browser):
     problems = []
-    session = browser_session(browser, width=375)
+    tab = Tab(browser, width=375)
     for name in site_pages(built_site) + ["search.html", "404.html"]:
-        page, errors, outside = open_page(browser, f"{server}/{name}", session=session)
+        page, errors, outside = tab.visit(f"{server}/{name}")
         wait_for_charts(page)
         screenshot(page, "phone_" + name.replace("/", "_") + ".png")
         overflow = page.evaluate("document.documentElement.scrollWidth")
@@ -50,8 +50,7 @@ def test_every_page_fits_a_phone_screen(built_site, server, browser):
             problems.append(f"{name}: charts overflow the screen {wide}")
         problems += [f"{name}: {problem}" for problem in page.evaluate(TABLES_ON_A_PHONE)]
         assert not errors and not outside, f"{name}: {errors} {outside}"
-        page.close()
-    session.close()
+    tab.close()
     assert not problems, "\n".join(problems)
 
 
