@@ -10,13 +10,19 @@ list by its words. Registered as the pybtex style "tipline" by tipline.site.read
 from __future__ import annotations
 
 import pybtex.plugin
+from pybtex.backends.plaintext import Backend as PlainText
 from pybtex.richtext import Text
 from pybtex.style.formatting.plain import Style as Plain
 from pybtex.style.labels import BaseLabelStyle
 
 
+# one backend for every label: render_as("text") looks the backend up among the installed packages'
+# entry points on each call (about 15 ms, 150 times per build)
+TEXT = PlainText()
+
+
 def _name(person) -> str:
-    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
+    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render(TEXT)
 
 
 def author_year(entry) -> str:

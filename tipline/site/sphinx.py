@@ -40,16 +40,18 @@ BUNDLE = "tipline-charts.js"
 # the charts of a page, each in the layout made for the width it is given.
 
 
-def _write_bundle(outdir: Path) -> None:
+def _write_bundle(outdir: Path, keep: Path) -> None:
     from importlib.metadata import version
 
     import vl_convert
 
     target = outdir / "_static" / BUNDLE
     target.parent.mkdir(parents=True, exist_ok=True)
-    # bundling takes over a second: keep the result beside the site, keyed by the package version,
-    # with its hash, so a damaged copy is made again rather than published
-    cached = outdir.parent / f".vega-bundle-{version('vl-convert-python')}.js"
+    # bundling takes over a second: keep the result in `keep` (the book's _build, which outlives
+    # Sphinx's tree), keyed by the package version, with its hash, so a damaged copy is made again
+    # rather than published
+    keep.mkdir(parents=True, exist_ok=True)
+    cached = keep / f".vega-bundle-{version('vl-convert-python')}.js"
     digest = cached.with_name(cached.name + ".sha256")
     if cached.exists() and (not digest.exists() or hashlib.sha256(cached.read_bytes()).hexdigest() != digest.read_text()):
         print(f"{cached}: damaged (its hash does not match): removed, bundling again", file=sys.stderr, flush=True)
@@ -348,7 +350,7 @@ def _finished(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
-    _write_bundle(outdir)
+    _write_bundle(outdir, Path(app.srcdir) / "_build")
     # source maps are for theme developers; readers never request them
     for source_map in (outdir / "_static").rglob("*.map"):
         source_map.unlink()
