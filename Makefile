@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: book check test clean serve notebooks bench
 
+# Python keeps compiled modules (and pytest its rewritten test modules and plugins) in __pycache__:
+# a shell that turns this off (PYTHONDONTWRITEBYTECODE) would make every test process compile them
+# again, about 6 s each. (The build turns it off for the chapters' kernels itself.)
+unexport PYTHONDONTWRITEBYTECODE
+
 $(BIN)/jupyter-book: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -444,11 +444,26 @@ def site_pages(built_site):
                   if "_static" not in p.parts and p.name not in ("index.html", "genindex.html", "search.html"))
 
 
+def seed_answer(data: Path) -> None:
+    """Give an edited copy of data/ the repository's kept answer.json (computed once per session, by
+    whichever process asks first). The kept file is named by the content of the datasets it was
+    computed from: a copy whose edits it never read finds it under the same name and reads it; a copy
+    that changed one of them looks for another name and computes its own."""
+    from tipline.estimates import answer
+
+    kept = answer.keep()
+    target = data.parent / "_build" / "answer"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in (kept, kept.parent / "datasets.txt"):
+        shutil.copy2(path, target / path.name)
+
+
 def execute_chapter(name: str, data: Path, folder: Path) -> subprocess.CompletedProcess:
     """Execute one chapter on its own (nbconvert, in `folder`) against the datasets in `data`."""
     copy = folder / "chapters" / f"{name}.ipynb"
     copy.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(ROOT / "chapters" / f"{name}.ipynb", copy)
+    seed_answer(data)
     env = dict(os.environ, TIPLINE_DATA=str(data))
     return subprocess.run([str(VENV / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute",
                            "--output", str(folder / "out.ipynb"), str(copy)],

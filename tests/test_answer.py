@@ -153,3 +153,25 @@ def test_answer_json_is_published_with_the_site(built_site, figures):
     published = json.loads((built_site / "data" / "answer.json").read_text())
     assert published["headline"] == figures["headline"]
     assert published["task_force_predictive"] == figures["task_force_predictive"]
+
+
+def test_answer_json_is_computed_by_one_process_while_the_others_wait(tmp_path):
+    """Two processes that need answer.json at once (nbval's kernels, a test, `make book`): one
+    computes it, the other waits until it is kept and reads it (each computation takes about 10 s)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "data", tmp_path / "data")
+    script = ("import time\nfrom tipline.estimates import answer\n"
+              "def computed():\n    print('computing', flush=True)\n    time.sleep(3)\n"
+              "    return '{\"headline\": 1}\\n', {'recipients'}\n"
+              "answer._computed = computed\nprint(answer.load())\n")
+    env = dict(os.environ, TIPLINE_DATA=str(tmp_path / "data"), PYTHONPATH=str(root))
+    processes = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert sum(output.count("computing") for output in outputs) == 1, outputs
+    assert all("{'headline': 1}" in output for output in outputs), outputs

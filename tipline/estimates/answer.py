@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import condition, funnels, outcomes, reconcile
-from .kept import READ, kept_path, kept_text, store
+from .kept import READ, computing, kept_path, kept_text, store
 from ..evidence import data
 
 QUESTION = "Using best inference, what is the most common outcome of a genuine, U.S.-jurisdiction NCMEC CyberTipline report?"
@@ -177,8 +177,11 @@ def _computed() -> tuple[str, set[str]]:
 def keep() -> Path:
     """answer.json for the current inputs, computed and kept unless it is kept already: `make book`
     calls it once per build, before the chapters that read it, and publishes the file it returns."""
-    target = kept_path()
-    return target if kept_text(target) is not None else store(*_computed())
+    if kept_text(kept_path()) is None:
+        with computing():  # computed by one process at a time; the others then find it kept
+            if kept_text(kept_path()) is None:
+                return store(*_computed())
+    return kept_path()
 
 
 def load() -> dict:
@@ -186,15 +189,18 @@ def load() -> dict:
     call). Chapters read the answer through this instead of calling `compute()` themselves: under
     `make book` the build has kept it already, so this only reads the file. The datasets it was
     computed from count as read by the calling chapter, whose stamp then holds their content."""
-    text = kept_text(kept_path())
-    if text is not None:
+    text, names = kept_text(kept_path()), None
+    if text is None:
+        with computing():  # computed by one process at a time; the others then find it kept
+            text = kept_text(kept_path())
+            if text is None:
+                text, names = _computed()
+                try:
+                    store(text, names)
+                except OSError:  # a read-only checkout: the figures are still right, only not kept
+                    pass
+    if names is None:  # read from the kept file
         names = set(READ.read_text().split()) if READ.is_file() else {r["name"] for r in data.package()["resources"]}
-    else:
-        text, names = _computed()
-        try:
-            store(text, names)
-        except OSError:  # a read-only checkout: the figures are still right, only not kept
-            pass
     for name in sorted(names):
         data.note_read(name)
     return json.loads(text)

@@ -5,6 +5,8 @@ changed; tipline.estimates.answer computes, keeps and loads the file.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -46,6 +48,22 @@ def write_whole(path: Path, text: str) -> None:
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
     part.write_text(text, encoding="utf-8")
     part.replace(path)
+
+
+@contextlib.contextmanager
+def computing():
+    """Held while one process computes answer.json: another process that needs it (nbval's kernels
+    and `make book` at once, say) waits and then reads the kept file instead of computing it too.
+    Without a writable _build (a read-only checkout) each process computes on its own."""
+    try:
+        KEPT.mkdir(parents=True, exist_ok=True)
+        guard = (KEPT / ".computing.lock").open("w")
+    except OSError:
+        yield
+        return
+    with guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        yield
 
 
 def store(text: str, names: set[str]) -> Path:

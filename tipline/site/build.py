@@ -644,6 +644,9 @@ def _stop_children() -> None:
             child.kill()
         except Exception:  # noqa: BLE001
             pass
+    # a kill is delivered asynchronously: wait until they have ended, so that nothing this build
+    # started outlives it
+    psutil.wait_procs(children, timeout=10)
 
 
 def _failed_where(error: BaseException) -> str:
