@@ -146,7 +146,10 @@ class EditedData:
 RECIPIENTS = ("2024,icac,actionable,816361", "2024,icac,actionable,826361")  # one value in a charted CSV
 HOSTILE = '<script>window.__pwned = 1</script><img src="data:," onerror="window.__pwned = 2"> --> <!--<script> </script>'
 HOSTILE_JUSTIFICATION = "A hostile justification for the range: " + HOSTILE  # assumptions.csv, a Styler table
-HOSTILE_NOTE = "A hostile note. " + HOSTILE  # policy_events.csv, chapter 5's chart tooltips
+# policy_events.csv, chapter 5's chart tooltips; it also quotes the attribute that carries the pages'
+# security policy, which must stay text (test_security)
+POLICY_QUOTE = ' (The attribute http-equiv="Content-Security-Policy" is quoted here.)'
+HOSTILE_NOTE = "A hostile note. " + HOSTILE + POLICY_QUOTE
 # the datasets the edited copy changes, by the names its build reports them with
 EDITED_DATASETS = {"recipients", "assumptions", "policy_events"}
 
@@ -191,14 +194,14 @@ def write_chapter(repo: Path, name: str, extra: str = "") -> Path:
 
 
 def make_mini(target: Path) -> Path:
-    """A copy of the repository whose book is three small chapters and the bibliography page."""
+    """A copy of the repository whose book is three small chapters, the bibliography and the changes page."""
     repo = copy_repo(target)
     for chapter in (repo / "chapters").glob("*.ipynb"):
         chapter.unlink()
     for name in MINI:
         write_chapter(repo, name)
     (repo / "_toc.yml").write_text("format: jb-book\nroot: chapters/mini_a\nchapters:\n"
-                                   + "".join(f"  - file: chapters/{name}\n" for name in MINI[1:] + ("bibliography",)))
+                                   + "".join(f"  - file: chapters/{name}\n" for name in MINI[1:] + ("bibliography", "changes")))
     return repo
 
 

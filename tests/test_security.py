@@ -1053,39 +1053,31 @@ def test_the_pdf_printer_reaches_no_other_host(tmp_path):
 
 
 @pytest.mark.full
-def test_a_data_cell_quoting_the_policy_keeps_the_policy_on_the_page(built_site, browser, tmp_path):
-    from helpers import copy_built, make_book
+def test_a_data_cell_quoting_the_policy_keeps_the_policy_on_the_page(edited_book, browser):
+    """The session's edited copy quotes the policy's attribute in a charted note (helpers.POLICY_QUOTE):
+    the page is built, every page still passes the policy check, and the browser finds one policy,
+    in the head."""
+    from helpers import POLICY_QUOTE, open_page, serving
 
     from tipline.site import sphinx
 
-    repo = copy_built(built_site, tmp_path / "book")
-    _change_cell(repo / "data", "policy_events.csv", "2024-05-07", "description",
-                 lambda value: value + ' (The attribute http-equiv="Content-Security-Policy" is quoted here.)')
-    result = make_book(repo)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    site = repo / "_build" / "html"
-    text = (site / "chapters" / "05_platforms_policy.html").read_text(encoding="utf-8")
-    assert "is quoted here" in text
-    for page in site.rglob("*.html"):
+    assert "is quoted here" in edited_book.page("05_platforms_policy") and "http-equiv" in POLICY_QUOTE
+    for page in edited_book.site.rglob("*.html"):
         if "_static" not in page.parts:
             sphinx.check_page(page.name, page.read_text(encoding="utf-8"))  # the policy first, no unknown code
-    server, url = _serve(site)
-    try:
-        page = browser.new_page()
-        page.goto(f"{url}/chapters/05_platforms_policy.html", wait_until="load")
+    with serving(edited_book.site) as url:
+        page, _, _ = open_page(browser, f"{url}/chapters/05_platforms_policy.html")
         policies = page.evaluate("[...document.querySelectorAll('meta[http-equiv=\"Content-Security-Policy\"]')]"
                                  ".map(m => m.parentElement.tagName)")
         page.close()
-    finally:
-        server.shutdown()
     assert policies == ["HEAD"], policies
 
 
 @pytest.mark.full
-def test_hostile_html_in_the_changelog_stops_the_build_naming_the_page(built_site, tmp_path):
+def test_hostile_html_in_the_changelog_stops_the_build_naming_the_page(mini_book, tmp_path):
     from helpers import copy_built, make_book
 
-    repo = copy_built(built_site, tmp_path / "book")
+    repo = copy_built(mini_book, tmp_path / "book")  # the mini book has the changes page too
     elsewhere = _Recorder()
     try:
         changelog = repo / "CHANGELOG.md"
