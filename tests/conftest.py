@@ -115,20 +115,21 @@ def browser():
 
 # Fixtures that mean a test builds, executes or opens a browser: a test using one is marked `full`.
 FULL_FIXTURES = {"built_site", "edited_book", "mini_book", "server", "browser"}
-# The slowest tests (seconds in a full run on a quiet 2-core machine, pytest --durations): each
+# The slowest tests (seconds in a full `make test` on a 2-core machine, pytest --durations): each
 # group below starts with them, so no long test is left running alone at the end.
 SLOW = {
-    "test_every_page_loads_offline_draws_its_charts_and_passes_axe": 88,
-    "test_every_chart_exports_png_and_svg_with_its_caption_and_source": 43,
-    "test_pages_are_light": 32,
-    "test_every_page_fits_a_phone_screen": 29,
-    "test_the_pdf_holds_every_chapter_and_every_chart_as_vector_graphics": 21,
-    "test_every_chart_offers_svg_and_png_downloads_and_nothing_else": 12,
-    "test_dark_mode_keeps_charts_and_text_legible": 10,
-    "test_the_drawn_data_match_the_tables_in_the_browser": 9,
-    "test_nbval_fails_when_a_csv_value_changes": 8,
-    "test_a_statement_the_data_no_longer_support_stops_the_page": 7,
-    "test_a_guarded_sentence_the_data_no_longer_support_stops_the_build": 6,
+    "test_every_page_loads_offline_draws_its_charts_passes_axe_and_fits_a_desktop": 60,
+    "test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywhere": 40,
+    "test_every_chart_exports_png_and_svg_with_its_caption_and_source": 29,
+    "test_pages_are_light": 27,
+    "test_every_page_and_every_chart_fit_a_phone_screen": 25,
+    "test_the_pdf_and_url_prefix_settings_make_the_site_stale": 21,
+    "test_a_damaged_kept_answer_is_discarded_by_name_and_computed_again": 18,
+    "test_the_pdf_prints_every_chart_whole_and_no_control": 16,
+    "test_a_damaged_saved_page_is_discarded_and_every_page_built_afresh": 15,
+    "test_nbval_fails_when_a_csv_value_changes": 14,
+    "test_a_second_build_stops_at_once_and_the_first_publishes": 13,
+    "test_an_edited_stylesheet_and_template_reach_every_page": 13,
 }
 
 

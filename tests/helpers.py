@@ -440,6 +440,84 @@ def wait_for_charts(page, timeout: int = 15000) -> int:
     return expected
 
 
+# Measured from the bounding boxes of the SVG elements vega draws (not from pixels): the chart's
+# box (the placeholder's content box), its plotted views (the root frame, or each panel of a
+# compound chart), and every text (titles, axis and legend labels, labels drawn as marks).
+CHART_BOXES = """el => {
+  const style = getComputedStyle(el), outer = el.getBoundingClientRect();
+  const box = {left: outer.left + parseFloat(style.paddingLeft), right: outer.right - parseFloat(style.paddingRight)};
+  const svg = el.querySelector("svg.marks"), drawn = svg.getBoundingClientRect();
+  const root = svg.querySelector("g.mark-group.role-frame.root");
+  const frame = root.querySelector(":scope > g > path.background");
+  let views = [...svg.querySelectorAll("g.mark-group.role-scope")].filter(g => g.parentElement.closest("g.mark-group") === root)
+    .map(g => g.querySelector(":scope > g > path.background")).filter(Boolean);
+  const area = r => r.width > 0 && r.height > 0;
+  if (!views.length || (frame && area(frame.getBoundingClientRect()))) views = [frame];
+  const plots = views.filter(v => v && area(v.getBoundingClientRect())).map(v => v.getBoundingClientRect().width);
+  const role = t => ((t.closest("g.mark-text") || {className: {baseVal: ""}}).className.baseVal.match(/role-([a-z-]+)/) || [, "?"])[1];
+  const texts = [...svg.querySelectorAll("text")].filter(t => t.textContent.trim() && getComputedStyle(t).opacity !== "0")
+    .map(t => { const r = t.getBoundingClientRect();
+      return {role: role(t), text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom}; })
+    .filter(t => t.right > t.left);
+  const meet = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1 && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
+  const overlapping = [];
+  texts.forEach((a, i) => texts.slice(i + 1).forEach(b => { if (meet(a, b)) overlapping.push(a.text + " / " + b.text); }));
+  const cut = texts.filter(t => t.text.endsWith("\\u2026") || t.left < box.left - 1 || t.right > box.right + 1
+      || t.top < drawn.top - 1 || t.bottom > drawn.bottom + 1).map(t => t.role + " '" + t.text + "'");
+  const menu = el.querySelector(".vega-embed > details > summary");
+  const covered = menu ? texts.filter(t => meet(t, menu.getBoundingClientRect())).map(t => t.text) : [];
+  return {layout: el.getAttribute("data-layout"), box: box.right - box.left, svg: drawn.width,
+          over: Math.max(drawn.right - box.right, el.scrollWidth - el.clientWidth), plot: plots.length ? Math.min(...plots) : 0,
+          overlapping, cut, covered};
+}"""
+
+# Whether anything the page draws over a chart (a floating button) hides one of its legend labels:
+# the legend is put where the theme's "Back to top" button used to float (90% down the screen), the
+# page is scrolled up a little (which shows that button), and each label's centre is probed.
+LEGEND_HIDDEN = """async el => {
+  const labels = [...el.querySelectorAll("g.role-legend-label text, g.role-legend-title text")];
+  if (!labels.length) return [];
+  const legend = el.querySelector("g.role-legend").getBoundingClientRect();
+  // "instant": the theme's stylesheet asks for smooth scrolling, which a second scroll would interrupt
+  window.scrollBy({top: legend.top + legend.height / 2 - innerHeight * 0.9 + 40, behavior: "instant"});
+  // scroll handlers run before the next frame's callbacks: two frames later they have all run
+  const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  await frames();
+  window.scrollBy({top: -40, behavior: "instant"});
+  await frames();
+  return labels.filter(t => { const r = t.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return r.bottom < innerHeight && !(hit && el.contains(hit)); }).map(t => t.textContent);
+}"""
+
+
+def chart_problems(measured: dict, phone: bool) -> list[str]:
+    """What breaks the chart rules, from CHART_BOXES' measurements."""
+    found = []
+    if phone and measured["layout"] != "phone":
+        found.append(f"drawn in the {measured['layout']} layout")
+    if phone and measured["plot"] < 0.6 * measured["box"]:
+        found.append(f"plotted area {measured['plot']:.0f} px of a {measured['box']:.0f}-px box")
+    if measured["over"] > 1:
+        found.append(f"{measured['over']:.0f} px wider than its box")
+    found += [f"cut: {text}" for text in measured["cut"]]
+    found += [f"overlapping: {pair}" for pair in measured["overlapping"]]
+    found += [f"under the export button: {text}" for text in measured["covered"]]
+    return found
+
+
+def chart_misfits(page, name: str, phone: bool) -> list[str]:
+    """What breaks the chart rules (chart_problems, LEGEND_HIDDEN) in each chart of an open page;
+    run it last on a page: LEGEND_HIDDEN scrolls it."""
+    problems = []
+    for index in range(page.locator(".tipline-chart").count()):
+        chart = page.locator(".tipline-chart").nth(index)
+        found = chart_problems(chart.evaluate(CHART_BOXES), phone=phone)
+        found += [f"legend label hidden: {text}" for text in chart.evaluate(LEGEND_HIDDEN)]
+        problems += [f"{name} chart {index + 1}: {problem}" for problem in found]
+    return problems
+
+
 def site_pages(built_site):
     """The site's pages with content (index.html is only a redirect to the summary; search and
     genindex have none)."""

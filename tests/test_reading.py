@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # the browser and the server are conftest's session fixtures: one Chromium per test process
-from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, Tab, open_page, screenshot, site_pages,
+from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, Tab, chart_misfits, open_page, screenshot, site_pages,
                      wait_for_charts)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
@@ -34,12 +34,16 @@ TABLES_ON_A_PHONE = """() => [...document.querySelectorAll('table.tipline-table,
     return found; })"""
 
 
-def test_every_page_fits_a_phone_screen(built_site, server, browser):
-    problems = []
-    tab = Tab(browser, width=375)
+def test_every_page_and_every_chart_fit_a_phone_screen(built_site, server, browser):
+    """Every page at 375 px: nothing wider than the screen, every table readable (TABLES_ON_A_PHONE);
+    every chart drawn in its phone layout with its plotted area at least 60% of its box, and none
+    of the chart rules broken (helpers.chart_problems: nothing cut, overlapping, under the export
+    button or hidden behind a floating button)."""
+    problems, charts = [], 0
+    tab = Tab(browser, width=375, height=740)
     for name in site_pages(built_site) + ["search.html", "404.html"]:
         page, errors, outside = tab.visit(f"{server}/{name}")
-        wait_for_charts(page)
+        charts += wait_for_charts(page)
         screenshot(page, "phone_" + name.replace("/", "_") + ".png")
         overflow = page.evaluate("document.documentElement.scrollWidth")
         if overflow > 400:
@@ -49,9 +53,11 @@ def test_every_page_fits_a_phone_screen(built_site, server, browser):
         if wide:
             problems.append(f"{name}: charts overflow the screen {wide}")
         problems += [f"{name}: {problem}" for problem in page.evaluate(TABLES_ON_A_PHONE)]
+        problems += chart_misfits(page, name, phone=True)  # last: it scrolls the page
         assert not errors and not outside, f"{name}: {errors} {outside}"
     tab.close()
-    assert not problems, "\n".join(problems)
+    assert charts >= 30
+    assert not problems, f"{len(problems)} problems at 375 px:\n" + "\n".join(problems)
 
 
 def test_charts_fill_their_container(server, browser):
