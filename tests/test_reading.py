@@ -61,13 +61,14 @@ def test_every_page_and_every_chart_fit_a_phone_screen(built_site, server, brows
 
 
 def test_charts_fill_their_container(server, browser):
-    for width in (1280, 375):
-        page, _, _ = open_page(browser, f"{server}/chapters/01_referral.html", width=width)
-        wait_for_charts(page)
-        ratios = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(c => {
-            const svg = c.querySelector('svg.marks'); return svg.getBoundingClientRect().width / c.clientWidth; })""")
-        assert ratios and all(0.6 <= r <= 1.01 for r in ratios), (width, ratios)
-        page.close()
+    with Tab(browser) as tab:
+        for width in (1280, 375):
+            tab.page.set_viewport_size({"width": width, "height": 900})
+            page, _, _ = tab.visit(f"{server}/chapters/01_referral.html")
+            wait_for_charts(page)
+            ratios = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].map(c => {
+                const svg = c.querySelector('svg.marks'); return svg.getBoundingClientRect().width / c.clientWidth; })""")
+            assert ratios and all(0.6 <= r <= 1.01 for r in ratios), (width, ratios)
 
 
 def test_dark_mode_keeps_charts_and_text_legible(server, browser):
@@ -120,13 +121,15 @@ def test_not_found_page_and_favicon(built_site, server, browser):
 
 
 def test_chart_bundle_loads_only_where_charts_are(server, browser):
+    tab = Tab(browser)
+
     def scripts(name):
-        page, _, _ = open_page(browser, f"{server}/chapters/{name}.html")
+        page, _, _ = tab.visit(f"{server}/chapters/{name}.html")
         requested = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
-        page.close()
         return [url for url in requested if "tipline-charts.js" in url]
     assert scripts("01_referral"), "chart page without the chart bundle"
     assert not scripts("bibliography"), "the chart bundle loads on a page without charts"
+    tab.close()
 
 
 def test_no_source_maps_are_published(built_site):
@@ -136,8 +139,12 @@ def test_no_source_maps_are_published(built_site):
 @pytest.mark.full
 def test_one_search_box_and_the_header_links_at_every_width(server, browser):
     """Issue 20: two search boxes on a desktop; the PDF and the citation only in the footer."""
+    tab = Tab(browser)
     for width in (375, 900, 1280):
-        page, errors, _ = open_page(browser, f"{server}/chapters/03_urgency.html", width=width)
+        tab.page.set_viewport_size({"width": width, "height": 900})
+        # another address each time (the server ignores the query), so each visit loads the page
+        # afresh rather than only moving within it
+        page, errors, _ = tab.visit(f"{server}/chapters/03_urgency.html?width={width}")
         visible = page.evaluate("""() => [...document.querySelectorAll(
                 '.search-button-field, .search-button, form.bd-search input')].filter(el => {
             const box = el.getBoundingClientRect(), style = getComputedStyle(el);
@@ -156,7 +163,7 @@ def test_one_search_box_and_the_header_links_at_every_width(server, browser):
         except PlaywrightTimeout:
             pytest.fail(f"{width}px: the citation is not in view 5 s after the link is followed")
         assert not errors
-        page.close()
+    tab.close()
 
 
 def test_a_table_is_read_row_by_row_only_where_it_does_not_fit(server, browser):
