@@ -521,6 +521,7 @@ def test_a_damaged_saved_page_is_discarded_and_every_page_built_afresh(mini):
 def test_an_edited_sources_csv_reaches_the_bibliography_page(mini):
     old, new = helpers.SOURCE_TITLE
     assert (ROOT / "data" / "sources.csv").read_text().count(old) == 1 and old in (ROOT / "references.bib").read_text()
+    helpers.add_to_mini(mini, "bibliography")
     helpers.replace_once(mini / "data" / "sources.csv", old, new)
     result = make_book(mini)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
