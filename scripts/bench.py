@@ -137,7 +137,7 @@ def pages(site: Path) -> list[dict]:
     names = sorted(p.relative_to(site).as_posix() for p in site.glob("chapters/*.html"))
     with helpers.serving(site) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(helpers.CHROMIUM), args=helpers.BROWSER_ARGS)
-        tab = helpers.Tab(browser, cache=False)
+        tab = helpers.Tab(browser, weigh=True)
         for name in names:
             row = helpers.page_weight(tab, f"{base}/{name}")
             files = {}

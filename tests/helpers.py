@@ -387,9 +387,12 @@ class Tab:
     """One browser tab that visits page after page, as a reader following links, for a test that
     visits many pages. Opening a tab costs Chromium about 1.5 processor seconds; a visit in an open
     tab a fraction of that. Each visit has its own console errors, requests to other hosts and
-    downloaded bytes; `cache=False` turns the HTTP cache off (every visit is a first-time reader's)."""
+    (with `weigh=True`) downloaded bytes.
 
-    def __init__(self, browser, width=1280, height=900, cache=True, alone=False):
+    weigh=True: the HTTP cache is off, so every visit is a first-time reader's, and the size of
+    every response is recorded in `sizes` (page_weight)."""
+
+    def __init__(self, browser, width=1280, height=900, weigh=False, alone=False):
         from urllib.parse import urlparse
 
         if alone:  # a page with a context of its own, which closing the page closes
@@ -399,10 +402,11 @@ class Tab:
             self.context = browser.new_context(viewport={"width": width, "height": height})
             self.page = self.context.new_page()
         self.errors, self.outside, self.sizes = [], [], []
-        if not cache:
+        if weigh:
             devtools = self.context.new_cdp_session(self.page)
             devtools.send("Network.enable")
             devtools.send("Network.setCacheDisabled", {"cacheDisabled": True})
+            self.page.on("requestfinished", lambda r: self.sizes.append(r.sizes()["responseBodySize"]))
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
@@ -412,7 +416,6 @@ class Tab:
 
         # observed, not intercepted: intercepting every request would turn off the browser's cache
         self.page.on("request", request)
-        self.page.on("requestfinished", lambda r: self.sizes.append(r.sizes()["responseBodySize"]))
 
     def visit(self, url):
         """The tab at `url` (after its load event), with the console errors and the requests to other
@@ -586,8 +589,8 @@ def pdf_raster_pages(pdf: Path) -> list[int]:
 
 
 def page_weight(tab: Tab, url: str) -> dict:
-    """What a first-time reader downloads for one page (`tab` without its HTTP cache:
-    `Tab(browser, cache=False)`), and how long its charts take to draw after the load event."""
+    """What a first-time reader downloads for one page (`tab` made with `Tab(browser, weigh=True)`),
+    and how long its charts take to draw after the load event."""
     page, _, _ = tab.visit(url)
     charts = wait_for_charts(page, timeout=30000)
     drawn = page.evaluate("(performance.now() - performance.getEntriesByType('navigation')[0].loadEventEnd) / 1000") if charts else 0.0

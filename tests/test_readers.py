@@ -406,7 +406,7 @@ def test_pages_are_light(built_site, browser):  # noqa: F811
     from helpers import page_weight, serving  # the compressing server and measure of `make bench`
 
     heavy = []
-    with serving(built_site) as server, Tab(browser, cache=False) as tab:  # no cache: a first-time reader
+    with serving(built_site) as server, Tab(browser, weigh=True) as tab:  # no cache: a first-time reader
         for name in CHAPTERS + ["changes"]:
             weight = page_weight(tab, f"{server}/chapters/{name}.html")
             megabytes = weight["bytes"] / 1e6
