@@ -12,11 +12,8 @@ xdist shares out to its workers as subfolders).
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -95,11 +92,8 @@ def edited_data(tmp_path) -> helpers.EditedData:
 
 @pytest.fixture(scope="session")
 def server(built_site):
-    handler = functools.partial(helpers.Quiet, directory=str(built_site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with helpers.serving(built_site, helpers.Quiet) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -287,14 +287,18 @@ def _build_variant(name: str, folder: Path) -> None:
 
 # ---------------------------------------------------------------- serving a site as GitHub Pages does
 
-class Compressing(http.server.SimpleHTTPRequestHandler):
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    """A static server that does not log every request."""
+
+    def log_message(self, *args):
+        pass
+
+
+class Compressing(Quiet):
     """Serves text assets gzip-compressed when the browser asks, as GitHub Pages does (the page-weight
     test and `make bench` measure with it)."""
     TEXT = {".html", ".js", ".css", ".json", ".svg", ".csv", ".txt"}
     compressed: dict[tuple, bytes] = {}  # (path, size, mtime): gzipped bytes, so each file is compressed once
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         path = Path(self.translate_path(self.path))
@@ -367,13 +371,6 @@ NO_BROWSER = not CHROMIUM.exists() and not os.environ.get("CI")
 AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
 BLOCKING = ("serious", "critical")  # the axe impacts that fail a test
 LOCAL = ("http://127.0.0.1", "file://", "data:", "blob:")
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    """A static server that does not log every request."""
-
-    def log_message(self, *args):
-        pass
 
 
 def screenshot(page, name: str) -> None:

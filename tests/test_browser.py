@@ -8,16 +8,13 @@ screenshot re-lays out the charts, and taking them is not a check, so a plain ru
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import re
-import threading
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from helpers import (AXE_OPTIONS, BLOCKING, CHART_BOXES, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, Tab, chart_misfits, chart_problems, pdf_pages_text,
-                     open_page, screenshot, site_pages, wait_for_charts)
+                     open_page, screenshot, serving, site_pages, wait_for_charts)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 
@@ -173,20 +170,14 @@ def test_hostile_text_in_the_data_is_shown_as_text_and_runs_nothing(edited_book,
     notes = [row.get("description") for spec in specs(policy).values()
              for rows in spec.get("datasets", {}).values() for row in rows]
     assert HOSTILE_NOTE in notes and HOSTILE in HOSTILE_NOTE, "the hostile note is not in the chart's data as text"
-    handler = functools.partial(Quiet, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
+    with serving(site, Quiet) as url, Tab(browser) as tab:
         for name in ("best_inference", "05_platforms_policy"):
-            page, errors, outside = open_page(browser, f"http://127.0.0.1:{httpd.server_address[1]}/chapters/{name}.html")
+            page, errors, outside = tab.visit(f"{url}/chapters/{name}.html")
             charts = wait_for_charts(page)
             assert charts and page.locator(".tipline-chart svg.marks").count() == charts, name
             page.wait_for_timeout(300)
             assert page.evaluate("window.__pwned") is None, name
             assert not errors and not outside, (name, errors, outside)
-            page.close()
-    finally:
-        httpd.shutdown()
 
 
 # ---------------------------------------------------------------- navigation at every width

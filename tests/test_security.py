@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import tipline
-from helpers import EditedData
+from helpers import EditedData, Quiet, serving
 from tipline.evidence import ledger
 from tipline.presentation import charts, tables
 from tipline.site import bib
@@ -973,20 +973,6 @@ class _Recorder:
         self.server.shutdown()
 
 
-def _serve(folder: Path):
-    import functools
-    import http.server
-    import threading
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
 def _hostile_markup(elsewhere: str) -> str:
     """What a pull request could write into CHANGELOG.md, which MyST passes through as HTML."""
     return (' <p>The attribute http-equiv="Content-Security-Policy" is quoted here.</p>'
@@ -1010,22 +996,21 @@ def test_the_policy_alone_stops_hostile_markup_in_chromium(built_site, browser, 
     at = page_text.index('<article class="bd-article">') + len('<article class="bd-article">')
     (site / "chapters" / "changes.html").write_text(page_text[:at] + _hostile_markup(elsewhere.url) + page_text[at:],
                                                     encoding="utf-8")
-    server, url = _serve(site)
     try:
-        context = browser.new_context()
-        page = context.new_page()
-        violations = []
-        page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-        page.goto(f"{url}/chapters/changes.html", wait_until="load")
-        page.wait_for_timeout(500)
-        pwned = [page.evaluate("window.__pwned === undefined ? null : window.__pwned")]
-        page.click("#tipline-hostile")
-        page.wait_for_timeout(500)
-        pwned.append(page.evaluate("window.__pwned === undefined ? null : window.__pwned"))
-        policy = page.evaluate("document.head.querySelector('meta[http-equiv=\"Content-Security-Policy\"]').content")
-        context.close()
+        with serving(site, Quiet) as url:
+            context = browser.new_context()
+            page = context.new_page()
+            violations = []
+            page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(f"{url}/chapters/changes.html", wait_until="load")
+            page.wait_for_timeout(500)
+            pwned = [page.evaluate("window.__pwned === undefined ? null : window.__pwned")]
+            page.click("#tipline-hostile")
+            page.wait_for_timeout(500)
+            pwned.append(page.evaluate("window.__pwned === undefined ? null : window.__pwned"))
+            policy = page.evaluate("document.head.querySelector('meta[http-equiv=\"Content-Security-Policy\"]').content")
+            context.close()
     finally:
-        server.shutdown()
         elsewhere.close()
     assert policy.startswith("default-src 'self'; script-src 'self'"), policy
     assert pwned == [None, None], f"hostile markup ran: {pwned}"
@@ -1057,7 +1042,7 @@ def test_a_data_cell_quoting_the_policy_keeps_the_policy_on_the_page(edited_book
     """The session's edited copy quotes the policy's attribute in a charted note (helpers.POLICY_QUOTE):
     the page is built, every page still passes the policy check, and the browser finds one policy,
     in the head."""
-    from helpers import POLICY_QUOTE, open_page, serving
+    from helpers import POLICY_QUOTE, open_page
 
     from tipline.site import sphinx
 

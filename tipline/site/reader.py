@@ -581,12 +581,13 @@ def _subset_fonts(static: Path, codes: set[int], kept: Path) -> None:
         key = hashlib.sha256(original + repr(keep).encode()).hexdigest()[:20]
         cached = kept / f".font-{path.stem}-{key}.woff2"
         if cached.is_file():
+            subset_font = cached.read_bytes()
             try:  # a damaged copy is made again, never published
-                usable = set(TTFont(io.BytesIO(cached.read_bytes())).getBestCmap()) == set(keep)
+                usable = set(TTFont(io.BytesIO(subset_font)).getBestCmap()) == set(keep)
             except Exception:  # noqa: BLE001 (whatever a damaged font raises)
                 usable = False
             if usable:
-                path.write_bytes(cached.read_bytes())
+                path.write_bytes(subset_font)
                 continue
             cached.unlink()
         options = subset.Options()
