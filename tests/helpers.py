@@ -168,12 +168,14 @@ SOURCE_TITLE = ("CY 2023 Report to the Committees", "CY 2023 Retitled Report to 
 
 
 def mini_chapter(name: str, extra: str = "") -> object:
-    """A chapter that glues one value of data/recipients.csv into its prose (and runs `extra`)."""
+    """A chapter that glues one value of data/recipients.csv into its prose (and runs `extra`).
+    With TIPLINE_TEST_PAUSE=s in the build's environment it first waits s seconds, so a test that
+    interrupts a build between two chapters has time to, however busy the machine."""
     import nbformat
 
     code = nbformat.v4.new_code_cell
-    cells = [code(f'from tipline import chapter, load\nfrom tipline.presentation.text import count, say\nchapter("{name}")',
-                  metadata={"tags": ["remove-cell"]}),
+    cells = [code(f'import os, time\nfrom tipline import chapter, load\nfrom tipline.presentation.text import count, say\nchapter("{name}")\n'
+                  'time.sleep(float(os.environ.get("TIPLINE_TEST_PAUSE", "0")))', metadata={"tags": ["remove-cell"]}),
              code('rows = load("recipients")\n'
                   'icac = rows[(rows["year"] == 2024) & (rows["recipient"] == "icac") & (rows["label"] == "actionable")]\n'
                   f'say("{name}_icac", count(icac["reports"].sum()))' + (f"\n{extra}" if extra else ""),

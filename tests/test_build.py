@@ -380,7 +380,9 @@ def test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywh
     csv = mini / "data" / "recipients.csv"
     original = csv.read_bytes()  # as bytes: the file's lines end in CRLF
     helpers.replace_once(csv, *helpers.RECIPIENTS)
-    status, output, _ = _interrupt(mini, "executing 2/", signal.SIGTERM, TIPLINE_WORKERS="1")
+    # one chapter at a time, each waiting 3 s first: the signal after the second arrives while the
+    # third runs, however long the test waits for the CPU
+    status, output, _ = _interrupt(mini, "executing 2/", signal.SIGTERM, TIPLINE_WORKERS="1", TIPLINE_TEST_PAUSE="3")
     assert status != 0 and "interrupted (SIGTERM)" in output, output[-3000:]
     assert _site(mini) == before, "the interrupted build changed the published site"
     with_new_value = executed(output)
