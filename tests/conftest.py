@@ -118,7 +118,7 @@ SLOW = {
     "test_pages_are_light": 27,
     "test_every_page_and_every_chart_fit_a_phone_screen": 25,
     "test_the_pdf_and_url_prefix_settings_make_the_site_stale": 21,
-    "test_a_damaged_kept_answer_is_discarded_by_name_and_computed_again": 18,
+    "test_damaged_kept_files_are_discarded_by_name_and_made_again": 18,
     "test_the_pdf_prints_every_chart_whole_and_no_control": 16,
     "test_a_damaged_saved_page_is_discarded_and_every_page_built_afresh": 15,
     "test_nbval_fails_when_a_csv_value_changes": 14,

@@ -268,10 +268,14 @@ def _build_variant(name: str, folder: Path) -> None:
         return result
 
     try:
-        if name == "site":
-            status = run(copy_repo(out / "book"), "build", TIPLINE_PDF="1").returncode
+        if name == "site":  # both start from the repository's kept answer.json (one computation a session)
+            repo = copy_repo(out / "book")
+            seed_answer(repo / "data")
+            status = run(repo, "build", TIPLINE_PDF="1").returncode
         elif name == "mini":
-            status = run(make_mini(out / "book"), "build").returncode
+            repo = make_mini(out / "book")
+            seed_answer(repo / "data")
+            status = run(repo, "build").returncode
         elif name == "edited":
             site = finished(folder, "site")
             if site.status != "0":
