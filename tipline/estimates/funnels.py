@@ -40,6 +40,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+from scipy.optimize.elementwise import find_root
 from scipy.special import betainc, betaln, expit, logsumexp
 from scipy.stats import betabinom, binom, norm
 
@@ -351,15 +352,16 @@ def _quantiles(values: np.ndarray, weights: np.ndarray, level: float) -> dict:
 
 def _mixture_quantiles(cdf, level: float) -> dict:
     """Median and central interval of a distribution on [0, 1] given its cdf, which takes an
-    array of points: bisection on the three quantiles at once, 30 steps (below 1e-9)."""
+    array of points: the three quantiles found at once by Chandrupatla's bracketing method
+    (scipy.optimize.elementwise.find_root) to within 1e-11. It needs about half the evaluations
+    of the cdf that bisection to 1e-9 did, and an evaluation at 20,000 grid points is what costs."""
     tail = (1 - level) / 2
     targets = np.array([0.5, tail, 1 - tail])
-    low, high = np.zeros(3), np.ones(3)
-    for _ in range(30):
-        middle = (low + high) / 2
-        below = cdf(middle) < targets
-        low, high = np.where(below, middle, low), np.where(below, high, middle)
-    median, lower, upper = (low + high) / 2
+    found = find_root(lambda p, target: cdf(p) - target, (np.zeros(3), np.ones(3)), args=(targets,),
+                      tolerances={"xatol": 1e-11, "xrtol": 0.0, "fatol": 0.0, "frtol": 0.0})
+    if not found.success.all():
+        raise ArithmeticError(f"the quantiles {targets} of a mixture were not found (status {found.status})")
+    median, lower, upper = found.x
     return {"median": float(median), "low": float(lower), "high": float(upper), "level": level}
 
 
