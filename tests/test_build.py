@@ -147,7 +147,7 @@ def test_clean_build_has_every_page_and_only_the_listed_data(built_site):
 
 
 def test_an_edited_csv_reaches_notebooks_prose_charts_and_nbval(edited_book):
-    # the session's edited copy (helpers.edit_copy): recipients.csv's 2024 ICAC value, plus
+    # the session's edited copy (helpers.edit_copy): us_referrals.csv's 2024 Snap value, plus
     # independent edits of assumptions.csv and policy_events.csv checked elsewhere
     second = edited_book.log("build.out")
     # every chapter executed for exactly the edited datasets its stamp lists, and only those
@@ -157,22 +157,21 @@ def test_an_edited_csv_reaches_notebooks_prose_charts_and_nbval(edited_book):
         read = set(nbformat.read(chapter, as_version=4).metadata[build.STAMP]["datasets"])
         expected = sorted(read & helpers.EDITED_DATASETS)
         assert reasons.get(chapter.stem) == ("data changed: " + ", ".join(expected) if expected else None), chapter.stem
-    assert {"01_referral", "summary"} <= ran and not {"02_reporters", "appendix_reproducibility"} & ran, reasons
+    assert {"02_reporters", "summary"} <= ran and not {"01_referral", "appendix_reproducibility"} & ran, reasons
     # the site shows the new value, in prose and in the chart's data
-    html = edited_book.page("01_referral")
-    assert "826,361" in html and "816,361" not in html, "prose still shows the old value"
+    html = edited_book.page("02_reporters")
+    assert "290,000" in html and "280,000" not in html, "prose still shows the old value"
     from tipline.presentation.charts import specs as chart_specs
 
-    values = [row.get("reports") for spec in chart_specs(html).values() for data in spec.get("datasets", {}).values() for row in data]
-    assert 826361 in values and 816361 not in values, "chart data still shows the old value"
-    assert "826,361" in edited_book.page("summary")
+    values = [row.get("referrals") for spec in chart_specs(html).values() for data in spec.get("datasets", {}).values() for row in data]
+    assert 290000 in values and 280000 not in values, "chart data still shows the old value"
     # the notebooks were executed in place: their stamps match, and nbval agrees with them
     check = subprocess.run([sys.executable, "-c", "import sys, nbformat\nfrom tipline.site import build\n"
                             "bad = [(p.name, build.stale_reason(nbformat.read(p, as_version=4))) for p in sorted(build.CHAPTERS.glob('*.ipynb'))]\n"
                             "bad = [b for b in bad if b[1]]\nprint(bad)\nsys.exit(1 if bad else 0)"],
                            cwd=edited_book.repo, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
-    nbval = subprocess.run([sys.executable, "-m", "pytest", "-q", "chapters/01_referral.ipynb"], cwd=edited_book.repo,
+    nbval = subprocess.run([sys.executable, "-m", "pytest", "-q", "chapters/02_reporters.ipynb"], cwd=edited_book.repo,
                            env=dict(os.environ, PYTHONPATH=str(edited_book.repo)), capture_output=True, text=True, timeout=300)
     assert nbval.returncode == 0, nbval.stdout[-3000:]
 
