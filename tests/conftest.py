@@ -112,9 +112,8 @@ FULL_FIXTURES = {"built_site", "edited_book", "mini_book", "server", "browser"}
 # The slowest tests (seconds in a full `make test` on a 2-core machine, pytest --durations): each
 # group below starts with them, so no long test is left running alone at the end.
 SLOW = {
-    "test_every_page_loads_offline_draws_its_charts_passes_axe_and_fits_a_desktop": 60,
+    "test_every_page_at_a_desktop_width_draws_passes_axe_fits_and_exports_its_charts": 90,
     "test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywhere": 40,
-    "test_every_chart_exports_png_and_svg_with_its_caption_and_source": 29,
     "test_pages_are_light": 27,
     "test_every_page_and_every_chart_fit_a_phone_screen": 25,
     "test_the_pdf_and_url_prefix_settings_make_the_site_stale": 21,

@@ -446,6 +446,42 @@ def open_page(browser, url, width=1280):
     return Tab(browser, width, alone=True).visit(url)
 
 
+def export_every_chart(page, name: str) -> int:
+    """Save every chart of `page` as PNG and as SVG through its own menu, as a reader does; each file
+    is named for its figure, the PNG is an image, the SVG carries the figure number and a source
+    line. Returns the number of files checked. (Run after any check of the page as loaded: each
+    menu opened draws a framed copy of its chart, kept in the page.)"""
+    exported = 0
+    # the menu's toggle is named for screen readers
+    assert page.locator(".tipline-chart summary:not([aria-label])").count() == 0, name
+    for index in range(page.locator(".tipline-chart").count()):
+        chart = page.locator(".tipline-chart").nth(index)
+        links = chart.locator(".vega-actions a")
+        chart.locator("details > summary").click()
+        assert sorted(links.all_inner_texts()) == ["Save as PNG", "Save as SVG"], f"{name}: other actions offered"
+        caption = chart.get_attribute("data-caption")
+        for kind in ("SVG", "PNG"):
+            link = chart.locator(".vega-actions a", has_text=f"Save as {kind}")
+            with page.expect_download() as download:  # a click at once: the link waits for its image
+                link.click()
+            path = download.value.path()
+            if name.endswith("02_reporters.html") and index == 0:
+                SHOTS.mkdir(parents=True, exist_ok=True)  # the exported images, for a look
+                shutil.copy(path, SHOTS / f"export_{download.value.suggested_filename}")
+            assert download.value.suggested_filename == f"{chart.get_attribute('data-figure')}.{kind.lower()}"
+            content = path.read_bytes()
+            if kind == "PNG":
+                assert content.startswith(b"\x89PNG") and len(content) > 2000, f"{name}: PNG export"
+            else:
+                text = content.decode("utf-8")
+                assert text.lstrip().startswith("<svg") and re.search(r"Sources?:", text), f"{name}: SVG export lacks its source"
+                words = re.sub(r"<[^>]+>", " ", text)
+                assert caption.split(":")[0] in words, f"{name}: SVG export lacks its figure number"
+            exported += 1
+        chart.locator("details > summary").click()
+    return exported
+
+
 def wait_for_charts(page, timeout: int = 15000) -> int:
     """Wait until every chart of the page has drawn its marks; the number of charts."""
     expected = page.locator(".tipline-chart").count()

@@ -13,24 +13,26 @@ import re
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from helpers import (AXE_OPTIONS, BLOCKING, CHART_BOXES, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, Tab, chart_misfits, chart_problems, pdf_pages_text,
+from helpers import (AXE_OPTIONS, BLOCKING, CHART_BOXES, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, Tab, chart_misfits, chart_problems, export_every_chart, pdf_pages_text,
                      open_page, screenshot, serving, site_pages, wait_for_charts)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 
 
-def test_every_page_loads_offline_draws_its_charts_passes_axe_and_fits_a_desktop(built_site, server, browser):
+def test_every_page_at_a_desktop_width_draws_passes_axe_fits_and_exports_its_charts(built_site, server, browser):
     """Every page at 1280 px, loaded from the local server alone: its charts drawn with visible
     marks, no console error, no request to another host, no serious or critical axe-core finding;
-    and no chart wider than its box, no title or label cut (by the box, the drawing's edge or an
+    no chart wider than its box, no title or label cut (by the box, the drawing's edge or an
     ellipsis), no two texts overlapping, no text under the export button, no legend label hidden by
-    anything floating over the page (helpers.chart_problems; the phone's width is test_reading's)."""
+    anything floating over the page (helpers.chart_problems; the phone's width is test_reading's);
+    and every chart saved as PNG and as SVG with its figure number and source (helpers.export_every_chart),
+    in the same visit, after the checks of the page as loaded."""
     pages = site_pages(built_site)
     assert len(pages) >= 10
     tab = Tab(browser, 1280, height=740)
     redirect, _, _ = tab.visit(f"{server}/index.html")
     redirect.wait_for_url("**/chapters/summary.html")
-    total_charts, inaccessible, misfits = 0, [], []
+    total_charts, exported, inaccessible, misfits = 0, 0, [], []
     for name in pages + ["search.html", "404.html"]:
         page, errors, outside = tab.visit(f"{server}/{name}")
         total_charts += wait_for_charts(page)
@@ -45,11 +47,12 @@ def test_every_page_loads_offline_draws_its_charts_passes_axe_and_fits_a_desktop
         result = Axe().run(page, options=AXE_OPTIONS).response
         inaccessible += [f"{name}: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
                          for v in result["violations"] if v["impact"] in BLOCKING]
-        misfits += chart_misfits(page, name, phone=False)  # last: it scrolls the page
+        misfits += chart_misfits(page, name, phone=False)  # it scrolls the page
+        exported += export_every_chart(page, name)
         assert not errors, f"{name}: console errors {errors}"
         assert not outside, f"{name}: requests to other hosts {outside}"
     tab.close()
-    assert total_charts >= 30
+    assert total_charts >= 30 and exported == 2 * total_charts, (total_charts, exported)
     assert not inaccessible, "axe-core, serious or critical:\n" + "\n".join(inaccessible)
     assert not misfits, f"{len(misfits)} chart problems at 1280 px:\n" + "\n".join(misfits)
 

@@ -1,6 +1,7 @@
 """What readers take away: numbered figures with permanent links, each chart's data as a table,
-PNG and SVG downloads carrying the figure's caption and source line, a citation and a
-last-updated date on every page (tipline/site/reader.py, _static/tipline-readers.js)."""
+PNG and SVG downloads carrying the figure's caption and source line (saved from every chart in
+test_browser's desktop pass, helpers.export_every_chart), a citation and a last-updated date on
+every page (tipline/site/reader.py, _static/tipline-readers.js)."""
 from __future__ import annotations
 
 import json
@@ -199,46 +200,7 @@ def test_last_updated_comes_from_the_repository_history(tmp_path):
 
 # --- in the browser -------------------------------------------------------------------------------
 
-from helpers import NO_BROWSER, SHOTS, Tab, wait_for_charts  # noqa: E402
-
-
-@pytest.mark.skipif(NO_BROWSER, reason="no browser")
-def test_every_chart_exports_png_and_svg_with_its_caption_and_source(built_site, server, browser):  # noqa: F811
-    exported = 0
-    tab = Tab(browser)
-    for name in CHAPTERS:
-        page, errors, outside = tab.visit(f"{server}/chapters/{name}.html")
-        count = wait_for_charts(page)
-        # the menu's toggle is named for screen readers (this took in test_browser's menu check)
-        assert page.locator(".tipline-chart summary:not([aria-label])").count() == 0, name
-        for index in range(count):
-            chart = page.locator(".tipline-chart").nth(index)
-            links = chart.locator(".vega-actions a")
-            chart.locator("details > summary").click()
-            assert sorted(links.all_inner_texts()) == ["Save as PNG", "Save as SVG"], f"{name}: other actions offered"
-            caption = chart.get_attribute("data-caption")
-            for kind in ("SVG", "PNG"):
-                link = chart.locator(".vega-actions a", has_text=f"Save as {kind}")
-                with page.expect_download() as download:  # a click at once: the link waits for its image
-                    link.click()
-                path = download.value.path()
-                if name == "02_reporters" and index == 0:
-                    SHOTS.mkdir(parents=True, exist_ok=True)  # the exported images, for a look
-                    shutil.copy(path, SHOTS / f"export_{download.value.suggested_filename}")
-                assert download.value.suggested_filename == f"{chart.get_attribute('data-figure')}.{kind.lower()}"
-                content = path.read_bytes()
-                if kind == "PNG":
-                    assert content.startswith(b"\x89PNG") and len(content) > 2000, f"{name}: PNG export"
-                else:
-                    text = content.decode("utf-8")
-                    assert text.lstrip().startswith("<svg") and re.search(r"Sources?:", text), f"{name}: SVG export lacks its source"
-                    words = re.sub(r"<[^>]+>", " ", text)
-                    assert caption.split(":")[0] in words, f"{name}: SVG export lacks its figure number"
-                exported += 1
-            chart.locator("details > summary").click()
-        assert not errors and not outside, (name, errors, outside)
-    tab.close()
-    assert exported >= 60
+from helpers import NO_BROWSER, Tab, wait_for_charts  # noqa: E402
 
 
 @pytest.mark.skipif(NO_BROWSER, reason="no browser")
