@@ -299,29 +299,18 @@ def test_a_chart_is_drawn_again_in_the_layout_that_suits_a_new_width(server, bro
 
 # ---------------------------------------------------------------- the printed book
 
-PRINTED_CONTROLS = """() => [...document.querySelectorAll(
-    'button, input, select, textarea, [role=button], .vega-embed > details, summary')].filter(e => {
-  const r = e.getBoundingClientRect();
-  if (r.width === 0 || r.height === 0 || getComputedStyle(e).visibility === 'hidden') return false;
-  // an opened disclosure whose line prints as a plain heading (no marker) is not a control on paper
-  return !(e.tagName === 'SUMMARY' && e.parentElement.open && getComputedStyle(e).display !== 'list-item');
-}).map(e => (e.tagName + ' ' + (e.textContent || e.getAttribute('aria-label') || '').trim()).slice(0, 60))"""
-
-PRINTED_CHARTS = """() => [...document.querySelectorAll('.tipline-chart')].map(el => {
-  const r = el.querySelector('svg.marks').getBoundingClientRect();
-  return {id: el.id, layout: el.getAttribute('data-layout'), left: r.left, right: r.right, height: r.height,
-          texts: [...el.querySelectorAll('svg.marks text')].filter(t => t.textContent.trim()
-            && getComputedStyle(t).opacity !== '0').map(t => t.textContent)}; })"""
-
-
 @pytest.mark.full
-def test_the_pdf_prints_every_chart_whole_and_no_control(built_site, server, browser):
-    """Each page laid out as tipline.site.pdf prints it (print stylesheet, the printed column's
-    width): every chart lies inside the column and is no taller than a page, and no control shows
-    (export menu, sliders, buttons, closed disclosures). In book.pdf, every text each chart draws
-    (tick labels, value labels, titles, legends) is on that page's sheets: a chart cut at the
-    page's edge loses the texts past it (the cut 100M tick and 20,512,803 label of the summary's
-    first figure, the 100% ticks of the model chapter's charts)."""
+def test_the_pdf_prints_every_chart_whole_and_no_control(built_site):
+    """Each page as tipline.site.pdf laid it out when it printed it (print stylesheet, the printed
+    column's width; the printer records the layout, pdf.LAYOUT): every chart lies inside the column
+    and is no taller than a page, and no control shows (export menu, sliders, buttons, closed
+    disclosures). In book.pdf, every text each chart draws (tick labels, value labels, titles,
+    legends) is on that page's sheets: a chart cut at the page's edge loses the texts past it (the
+    cut 100M tick and 20,512,803 label of the summary's first figure, the 100% ticks of the model
+    chapter's charts)."""
+    import json
+    import unicodedata
+
     from pypdf import PdfReader
 
     from tipline.site import pdf
@@ -331,19 +320,18 @@ def test_the_pdf_prints_every_chart_whole_and_no_control(built_site, server, bro
     names = pdf.pages_in_order(ROOT)
     starts = [book.get_destination_page_number(item) for item in book.outline] + [len(book.pages)]
     assert len(starts) == len(names) + 1, "one bookmark per page of the book"
-    import unicodedata
+    layout = json.loads((built_site.parent / ".work" / "_build" / pdf.LAYOUT).read_text())
+    assert list(layout) == names, "the printer recorded another list of pages"
 
     def squash(text: str) -> str:
         # Chromium sets "fi", "ffi" as ligatures (NFKC spells them out); blank lines of a chart's
         # labels hold a zero-width space (tipline.presentation.layout.BLANK)
         return re.sub(r"[\s\u200b]+", "", unicodedata.normalize("NFKC", text))
 
-    page = browser.new_page()
     problems, charts = [], 0
     for index, name in enumerate(names):
-        pdf.prepare(page, f"{server}/{name}.html")
         printed = squash(" ".join(texts[starts[index]:starts[index + 1]]))
-        for chart in page.evaluate(PRINTED_CHARTS):
+        for chart in layout[name]["charts"]:
             charts += 1
             where = f"{name}, {chart['id']}"
             if chart["left"] < -1 or chart["right"] > pdf.COLUMN_PX + 1:
@@ -353,7 +341,6 @@ def test_the_pdf_prints_every_chart_whole_and_no_control(built_site, server, bro
             missing = [text for text in chart["texts"] if squash(text) not in printed]
             if missing:
                 problems.append(f"{where}: not in the PDF: {missing[:6]}")
-        problems += [f"{name}: a control is printed: {control}" for control in page.evaluate(PRINTED_CONTROLS)]
-    page.close()
+        problems += [f"{name}: a control is printed: {control}" for control in layout[name]["controls"]]
     assert charts >= 30
     assert not problems, "\n".join(problems)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import http.server
 import io
+import json
 import os
 import threading
 import time
@@ -38,6 +39,27 @@ COLUMN_PX = round((8.5 * 25.4 - MARGINS_MM["left"] - MARGINS_MM["right"]) / 25.4
 PAGE_HEIGHT_PX = round((11 * 25.4 - MARGINS_MM["top"] - MARGINS_MM["bottom"]) / 25.4 * 96)
 # what a printed page opens (_static/tipline-site.js opens the same when a reader prints)
 PRINTED_OPEN = "details.tipline-chart-data, .tipline-source details, details.tipline-changes"
+
+
+# How each page lay when it was printed, kept beside Sphinx's output folder (so never published) for
+# tests/test_browser.py: every chart inside the column and no taller than a page, the texts it draws
+# (which the test looks for in the PDF's text), and any control left showing
+LAYOUT = "pdf-layout.json"
+# the controls a printed page still shows (none should)
+PRINTED_CONTROLS = """() => [...document.querySelectorAll(
+    'button, input, select, textarea, [role=button], .vega-embed > details, summary')].filter(e => {
+  const r = e.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0 || getComputedStyle(e).visibility === 'hidden') return false;
+  // an opened disclosure whose line prints as a plain heading (no marker) is not a control on paper
+  return !(e.tagName === 'SUMMARY' && e.parentElement.open && getComputedStyle(e).display !== 'list-item');
+}).map(e => (e.tagName + ' ' + (e.textContent || e.getAttribute('aria-label') || '').trim()).slice(0, 60))"""
+
+# each chart as printed: where its drawing lies, how tall it is, the texts it draws
+PRINTED_CHARTS = """() => [...document.querySelectorAll('.tipline-chart')].map(el => {
+  const r = el.querySelector('svg.marks').getBoundingClientRect();
+  return {id: el.id, layout: el.getAttribute('data-layout'), left: r.left, right: r.right, height: r.height,
+          texts: [...el.querySelectorAll('svg.marks text')].filter(t => t.textContent.trim()
+            && getComputedStyle(t).opacity !== '0').map(t => t.textContent)}; })"""
 
 
 def pages_in_order(srcdir: Path) -> list[str]:
@@ -86,8 +108,9 @@ def prepare(page, url: str) -> None:
     page.evaluate(f"document.querySelectorAll({PRINTED_OPEN!r}).forEach(d => {{ d.open = true; }})")
 
 
-def make(site: Path, names: list[str]) -> Path:
-    """Print every page of the built site in `names` and join them into site/book.pdf."""
+def make(site: Path, names: list[str], layout: Path | None = None) -> Path:
+    """Print every page of the built site in `names` and join them into site/book.pdf; with
+    `layout`, write there how each page lay when it was printed (LAYOUT)."""
     from playwright.sync_api import sync_playwright
     from pypdf import PdfReader, PdfWriter
 
@@ -95,6 +118,7 @@ def make(site: Path, names: list[str]) -> Path:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     local = f"http://127.0.0.1:{server.server_address[1]}/"
     writer = PdfWriter()
+    printed_as = {}
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -105,6 +129,7 @@ def make(site: Path, names: list[str]) -> Path:
             page = context.new_page()
             for name in names:
                 prepare(page, f"{local}{name}.html")
+                printed_as[name] = {"charts": page.evaluate(PRINTED_CHARTS), "controls": page.evaluate(PRINTED_CONTROLS)}
                 title = page.evaluate("(document.querySelector('article h1') || {}).textContent || document.title")
                 margin = {side: f"{mm}mm" for side, mm in MARGINS_MM.items()}
                 printed = PdfReader(io.BytesIO(page.pdf(format=PAPER, print_background=True, margin=margin)))
@@ -123,6 +148,8 @@ def make(site: Path, names: list[str]) -> Path:
     target = site / NAME
     with target.open("wb") as handle:
         writer.write(handle)
+    if layout is not None:
+        layout.write_text(json.dumps(printed_as), encoding="utf-8")
     return target
 
 

@@ -635,8 +635,10 @@ def _pdf(app, exception) -> None:
     from . import pdf
 
     outdir = Path(app.outdir)
+    layout = outdir.parent / pdf.LAYOUT
+    layout.unlink(missing_ok=True)
     if app.config.tipline_pdf:
-        pdf.make(outdir, pdf.pages_in_order(Path(app.srcdir)))
+        pdf.make(outdir, pdf.pages_in_order(Path(app.srcdir)), layout)
     else:
         (outdir / pdf.NAME).unlink(missing_ok=True)
         logging.getLogger(__name__).info("no PDF of the book: TIPLINE_PDF is not 1, or no browser at %s", pdf.CHROMIUM)
