@@ -41,7 +41,7 @@ def pytest_configure(config):
         return
     folder = _books(config)
     config._tipline_books = folder  # removed when pytest ends
-    for name in ("site", "mini", "edited"):  # "edited" waits for "site"
+    for name in ("site", "edited", "mini"):
         helpers.start(folder, name)
 
 
@@ -73,8 +73,8 @@ def built_site(pytestconfig) -> Path:
 
 
 @pytest.fixture(scope="session")
-def edited_book(pytestconfig, built_site) -> helpers.Built:
-    """The session's edited copy (helpers.edit_copy) after its rebuild (`.log("build.out")`)."""
+def edited_book(pytestconfig) -> helpers.Built:
+    """The session's edited copy (helpers.edit_copy) after its build (`.log("build.out")`)."""
     return _finished(pytestconfig, "edited")
 
 

@@ -8,8 +8,9 @@ it has finished (`finished`):
 
 * "site": the repository as it is, built with the PDF (TIPLINE_PDF=1): what the browser, reader and
   link tests read;
-* "edited": a copy of "site" rebuilt after independent data edits (`edit_copy`), each in its own
-  file and field, each checked by its own test;
+* "edited": a copy of the repository built after independent data edits (`edit_copy`), each in its
+  own file and field, each checked by its own test (the committed chapters are stamped, so its
+  build executes only those that read an edited dataset);
 * "mini": a book of three small chapters reading data/recipients.csv and the changes page
   (`make_mini`), for the build's own cases: failures, interrupts, locks, settings, the sandbox.
   Each case works on a copy of it (`copy_built`), so no case costs a build of the whole book.
@@ -278,11 +279,8 @@ def _build_variant(name: str, folder: Path) -> None:
             repo = make_mini(out / "book")
             seed_answer(repo / "data")
             status = run(repo, "build").returncode
-        elif name == "edited":
-            site = finished(folder, "site")
-            if site.status != "0":
-                raise RuntimeError("the shared build failed")
-            repo = copy_built(site.repo, out / "book")
+        elif name == "edited":  # from the sources, like "site", so both build at once from the start
+            repo = copy_repo(out / "book")
             edit_copy(repo)
             status = run(repo, "build").returncode
         else:
