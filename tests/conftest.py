@@ -114,8 +114,7 @@ FULL_FIXTURES = {"built_site", "edited_book", "mini_book", "server", "browser"}
 SLOW = {
     "test_every_page_at_a_desktop_width_draws_passes_axe_fits_and_exports_its_charts": 90,
     "test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywhere": 40,
-    "test_pages_are_light": 27,
-    "test_every_page_and_every_chart_fit_a_phone_screen": 25,
+    "test_every_page_and_every_chart_fit_a_phone_screen_and_each_page_is_light": 35,
     "test_the_pdf_and_url_prefix_settings_make_the_site_stale": 21,
     "test_damaged_kept_files_are_discarded_by_name_and_made_again": 18,
     "test_the_pdf_prints_every_chart_whole_and_no_control": 16,

@@ -337,12 +337,6 @@ def test_citation_cff_follows_the_published_schema():
 
 # --- lighter pages ---------------------------------------------------------------------------------
 
-TEXT_PAGE_MB, CHART_PAGE_MB = 0.25, 0.45  # gzipped bytes a first-time reader downloads (issue 14's goals)
-# The one page allowed over its goal, and why (Appendix B says so too): the model chapter shows
-# about 40 KB of its own code under "Show code cell source", about 30 KB compressed.
-OVER_GOAL = {"best_inference": 0.50}
-
-
 def test_the_icon_font_keeps_every_icon_the_site_draws(built_site):
     from fontTools.ttLib import TTFont
 
@@ -361,22 +355,6 @@ def test_unused_icon_rules_go_and_used_ones_stay():
 
     css = '.fa-bars:before,.fa-navicon:before{content:"\\f0c9"}.fa-anchor:before{content:"\\f13d"}.x{color:red}'
     assert prune_icon_rules(css, {"fa-bars"}) == '.fa-bars:before,.fa-navicon:before{content:"\\f0c9"}.x{color:red}'
-
-
-@pytest.mark.skipif(NO_BROWSER, reason="no browser")
-def test_pages_are_light(built_site, browser):  # noqa: F811
-    from helpers import page_weight, serving  # the compressing server and measure of `make bench`
-
-    heavy = []
-    with serving(built_site) as server, Tab(browser, weigh=True) as tab:  # no cache: a first-time reader
-        for name in CHAPTERS + ["changes"]:
-            weight = page_weight(tab, f"{server}/chapters/{name}.html")
-            megabytes = weight["bytes"] / 1e6
-            limit = OVER_GOAL.get(name, CHART_PAGE_MB if weight["charts"] else TEXT_PAGE_MB)
-            if megabytes > limit:
-                heavy.append(f"{name}: {megabytes:.3f} MB (goal {limit} MB)")
-            assert megabytes > 0.05, f"{name}: implausibly light, {megabytes:.3f} MB: the measurement is broken"
-    assert not heavy, "\n".join(heavy)
 
 
 # --- the PDF ---------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # the browser and the server are conftest's session fixtures: one Chromium per test process
-from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, Tab, chart_misfits, open_page, screenshot, site_pages,
-                     wait_for_charts)
+from helpers import (AXE_OPTIONS, BLOCKING, CHROMIUM, NO_BROWSER, SHOTS, Tab, chart_misfits, open_page, page_goal, page_weight,
+                     screenshot, serving, site_pages, wait_for_charts)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 
@@ -34,30 +34,39 @@ TABLES_ON_A_PHONE = """() => [...document.querySelectorAll('table.tipline-table,
     return found; })"""
 
 
-def test_every_page_and_every_chart_fit_a_phone_screen(built_site, server, browser):
+def test_every_page_and_every_chart_fit_a_phone_screen_and_each_page_is_light(built_site, browser):
     """Every page at 375 px: nothing wider than the screen, every table readable (TABLES_ON_A_PHONE);
     every chart drawn in its phone layout with its plotted area at least 60% of its box, and none
     of the chart rules broken (helpers.chart_problems: nothing cut, overlapping, under the export
-    button or hidden behind a floating button)."""
-    problems, charts = [], 0
-    tab = Tab(browser, width=375, height=740)
-    for name in site_pages(built_site) + ["search.html", "404.html"]:
-        page, errors, outside = tab.visit(f"{server}/{name}")
-        charts += wait_for_charts(page)
-        screenshot(page, "phone_" + name.replace("/", "_") + ".png")
-        overflow = page.evaluate("document.documentElement.scrollWidth")
-        if overflow > 400:
-            problems.append(f"{name}: page is {overflow}px wide")
-        wide = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')]
-            .filter(c => c.getBoundingClientRect().right > window.innerWidth + 1).map(c => c.id)""")
-        if wide:
-            problems.append(f"{name}: charts overflow the screen {wide}")
-        problems += [f"{name}: {problem}" for problem in page.evaluate(TABLES_ON_A_PHONE)]
-        problems += chart_misfits(page, name, phone=True)  # last: it scrolls the page
-        assert not errors and not outside, f"{name}: {errors} {outside}"
+    button or hidden behind a floating button). And what a first-time reader downloads for each
+    page, gzipped as GitHub Pages serves it (helpers.page_weight: the browser's cache is off in this
+    tab), within its goal (helpers.PAGE_GOALS_MB)."""
+    problems, heavy, charts = [], [], 0
+    tab = Tab(browser, width=375, height=740, weigh=True)  # no cache: every visit is a first-time reader's
+    with serving(built_site) as server:  # compressing, as GitHub Pages does
+        for name in site_pages(built_site) + ["search.html", "404.html"]:
+            weight = page_weight(tab, f"{server}/{name}")
+            page, errors, outside = tab.page, tab.errors, tab.outside
+            charts += weight["charts"]
+            goal = page_goal(name, weight["charts"])
+            if weight["bytes"] / 1e6 > goal:
+                heavy.append(f"{name}: {weight['bytes'] / 1e6:.3f} MB (goal {goal} MB)")
+            assert weight["bytes"] > 50_000, f"{name}: implausibly light, {weight['bytes']} bytes: the measurement is broken"
+            screenshot(page, "phone_" + name.replace("/", "_") + ".png")
+            overflow = page.evaluate("document.documentElement.scrollWidth")
+            if overflow > 400:
+                problems.append(f"{name}: page is {overflow}px wide")
+            wide = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')]
+                .filter(c => c.getBoundingClientRect().right > window.innerWidth + 1).map(c => c.id)""")
+            if wide:
+                problems.append(f"{name}: charts overflow the screen {wide}")
+            problems += [f"{name}: {problem}" for problem in page.evaluate(TABLES_ON_A_PHONE)]
+            problems += chart_misfits(page, name, phone=True)  # last: it scrolls the page
+            assert not errors and not outside, f"{name}: {errors} {outside}"
     tab.close()
     assert charts >= 30
     assert not problems, f"{len(problems)} problems at 375 px:\n" + "\n".join(problems)
+    assert not heavy, "heavier than their goals:\n" + "\n".join(heavy)
 
 
 def test_charts_fill_their_container(server, browser):
