@@ -148,19 +148,17 @@ RECIPIENTS = ("2024,icac,actionable,816361", "2024,icac,actionable,826361")  # t
 # one value of a CSV that chapter 2 glues into its prose and charts (read by three chapters, not by answer.json)
 REFERRALS = ("2024,Snapchat,Snap,280000,", "2024,Snapchat,Snap,290000,")
 HOSTILE = '<script>window.__pwned = 1</script><img src="data:," onerror="window.__pwned = 2"> --> <!--<script> </script>'
-HOSTILE_JUSTIFICATION = "A hostile justification for the range: " + HOSTILE  # assumptions.csv, a Styler table
-# policy_events.csv, chapter 5's chart tooltips; it also quotes the attribute that carries the pages'
-# security policy, which must stay text (test_security)
+# policy_events.csv: chapter 5's chart tooltips and the table of the chart's data (tipline.presentation.tables);
+# it also quotes the attribute that carries the pages' security policy, which must stay text (test_security)
 POLICY_QUOTE = ' (The attribute http-equiv="Content-Security-Policy" is quoted here.)'
 HOSTILE_NOTE = "A hostile note. " + HOSTILE + POLICY_QUOTE
 # the datasets the edited copy changes, by the names its build reports them with
-EDITED_DATASETS = {"us_referrals", "assumptions", "policy_events"}
+EDITED_DATASETS = {"us_referrals", "policy_events"}
 
 
 def edit_copy(repo: Path) -> None:
     """The edits of the session's edited copy, each in its own file."""
     replace_once(repo / "data" / "us_referrals.csv", *REFERRALS)
-    set_cell(repo / "data" / "assumptions.csv", "conviction_share", "justification", HOSTILE_JUSTIFICATION)
     set_cell(repo / "data" / "policy_events.csv", "2024-05-07", "description", HOSTILE_NOTE)
 
 

@@ -175,3 +175,23 @@ def test_answer_json_is_computed_by_one_process_while_the_others_wait(tmp_path):
     outputs = [process.communicate(timeout=120)[0] for process in processes]
     assert sum(output.count("computing") for output in outputs) == 1, outputs
     assert all("{'headline': 1}" in output for output in outputs), outputs
+
+
+def test_the_kept_answer_is_named_by_the_datasets_it_read(edited_data, monkeypatch, tmp_path):
+    """answer.json is kept under a name made from the content of the datasets it read (listed beside
+    it, datasets.txt): an edit of one of them, even of a text it shows nowhere (a justification in
+    assumptions.csv), names another file, so the next build computes it again; an edit of a dataset
+    it never read (feedback.csv) finds the same file."""
+    from tipline.estimates import kept
+    from tipline.evidence import data
+
+    monkeypatch.setattr(data, "DATA", edited_data.path)
+    monkeypatch.setattr(kept, "KEPT", tmp_path / "answer")
+    monkeypatch.setattr(kept, "READ", tmp_path / "answer" / "datasets.txt")
+    (tmp_path / "answer").mkdir()
+    (tmp_path / "answer" / "datasets.txt").write_text("assumptions\nrecipients\n")
+    first = kept.kept_path()
+    edited_data.replace("feedback.csv", "2020,icac,186528,", "2020,icac,186529,")
+    assert kept.kept_path() == first, "an edit of a dataset answer.json never read named another file"
+    edited_data.set_cell("assumptions.csv", "conviction_share", "justification", "Another justification, written for this test.")
+    assert kept.kept_path() != first, "an edit of a dataset answer.json read kept the old file's name"

@@ -147,8 +147,8 @@ def test_clean_build_has_every_page_and_only_the_listed_data(built_site):
 
 
 def test_an_edited_csv_reaches_notebooks_prose_charts_and_nbval(edited_book):
-    # the session's edited copy (helpers.edit_copy): us_referrals.csv's 2024 Snap value, plus
-    # independent edits of assumptions.csv and policy_events.csv checked elsewhere
+    # the session's edited copy (helpers.edit_copy): us_referrals.csv's 2024 Snap value, plus an
+    # independent edit of policy_events.csv checked elsewhere
     second = edited_book.log("build.out")
     # every chapter executed for exactly the edited datasets its stamp lists, and only those
     ran, reasons = executed(second), stale(second)
