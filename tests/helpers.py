@@ -170,13 +170,16 @@ SOURCE_TITLE = ("CY 2023 Report to the Committees", "CY 2023 Retitled Report to 
 
 def mini_chapter(name: str, extra: str = "") -> object:
     """A chapter that glues one value of data/recipients.csv into its prose (and runs `extra`).
-    With TIPLINE_TEST_PAUSE=s in the build's environment it first waits s seconds, so a test that
-    interrupts a build between two chapters has time to, however busy the machine."""
+    With TIPLINE_TEST_HOLD=text in the build's environment, it waits (until the build stops it)
+    while another chapter's notebook already holds `text`: a test can interrupt a build after its
+    first chapter, and know that no other chapter ran, however busy the machine."""
     import nbformat
 
     code = nbformat.v4.new_code_cell
-    cells = [code(f'import os, time\nfrom tipline import chapter, load\nfrom tipline.presentation.text import count, say\nchapter("{name}")\n'
-                  'time.sleep(float(os.environ.get("TIPLINE_TEST_PAUSE", "0")))', metadata={"tags": ["remove-cell"]}),
+    cells = [code(f'import glob, os, time\nfrom tipline import chapter, load\nfrom tipline.presentation.text import count, say\nchapter("{name}")\n'
+                  'hold = os.environ.get("TIPLINE_TEST_HOLD")\n'
+                  f'while hold and any(hold in open(path).read() for path in glob.glob("*.ipynb") if path != "{name}.ipynb"):\n'
+                  '    time.sleep(0.2)', metadata={"tags": ["remove-cell"]}),
              code('rows = load("recipients")\n'
                   'icac = rows[(rows["year"] == 2024) & (rows["recipient"] == "icac") & (rows["label"] == "actionable")]\n'
                   f'say("{name}_icac", count(icac["reports"].sum()))' + (f"\n{extra}" if extra else ""),

@@ -388,9 +388,9 @@ def test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywh
     csv = mini / "data" / "recipients.csv"
     original = csv.read_bytes()  # as bytes: the file's lines end in CRLF
     helpers.replace_once(csv, *helpers.RECIPIENTS)
-    # one chapter at a time, each waiting 3 s first: the signal after the first arrives while the
-    # second runs, however long the test waits for the CPU
-    status, output, _ = _interrupt(mini, "executing 1/", signal.SIGTERM, TIPLINE_WORKERS="1", TIPLINE_TEST_PAUSE="3")
+    # one chapter at a time; the others wait once one shows the new value (helpers.mini_chapter), so
+    # the signal after the first arrives while the second waits, however busy the machine
+    status, output, _ = _interrupt(mini, "executing 1/", signal.SIGTERM, TIPLINE_WORKERS="1", TIPLINE_TEST_HOLD="826,361")
     assert status != 0 and "interrupted (SIGTERM)" in output, output[-3000:]
     assert _site(mini) == before, "the interrupted build changed the published site"
     with_new_value = executed(output)
