@@ -112,7 +112,7 @@ FULL_FIXTURES = {"built_site", "edited_book", "mini_book", "server", "browser"}
 # The slowest tests (seconds in a full `make test` on a 2-core machine, pytest --durations): each
 # group below starts with them, so no long test is left running alone at the end.
 SLOW = {
-    "test_every_page_at_a_desktop_width_draws_passes_axe_fits_and_exports_its_charts": 90,
+    "test_every_page_at_a_desktop_width_draws_passes_axe_fits_exports_its_charts_and_is_light": 90,
     "test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywhere": 40,
     "test_every_page_and_every_chart_fit_a_phone_screen_and_each_page_is_light": 35,
     "test_the_pdf_and_url_prefix_settings_make_the_site_stale": 21,

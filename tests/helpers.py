@@ -272,7 +272,7 @@ def _build_variant(name: str, folder: Path) -> None:
         return result
 
     try:
-        if name == "site":  # both start from the repository's kept answer.json (one computation a session)
+        if name == "site":  # each book starts from the repository's kept answer.json (one computation a session)
             repo = copy_repo(out / "book")
             seed_answer(repo / "data")
             status = run(repo, "build", TIPLINE_PDF="1").returncode
@@ -282,6 +282,7 @@ def _build_variant(name: str, folder: Path) -> None:
             status = run(repo, "build").returncode
         elif name == "edited":  # from the sources, like "site", so both build at once from the start
             repo = copy_repo(out / "book")
+            seed_answer(repo / "data")  # its edits are of datasets answer.json does not read
             edit_copy(repo)
             status = run(repo, "build").returncode
         else:

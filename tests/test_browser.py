@@ -13,48 +13,54 @@ import re
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from helpers import (AXE_OPTIONS, BLOCKING, CHART_BOXES, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, Tab, chart_misfits, chart_problems, export_every_chart, pdf_pages_text,
+from helpers import (AXE_OPTIONS, BLOCKING, CHART_BOXES, CHROMIUM, HOSTILE, HOSTILE_NOTE, NO_BROWSER, ROOT, Quiet, Tab, chart_misfits, chart_problems, export_every_chart, page_goal, page_weight, pdf_pages_text,
                      open_page, screenshot, serving, site_pages, wait_for_charts)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=f"no browser at {CHROMIUM} (.ci/run installs Debian's chromium)")
 
 
-def test_every_page_at_a_desktop_width_draws_passes_axe_fits_and_exports_its_charts(built_site, server, browser):
-    """Every page at 1280 px, loaded from the local server alone: its charts drawn with visible
+def test_every_page_at_a_desktop_width_draws_passes_axe_fits_exports_its_charts_and_is_light(built_site, browser):
+    """Every page at 1280 px, loaded from a local server alone: its charts drawn with visible
     marks, no console error, no request to another host, no serious or critical axe-core finding;
     no chart wider than its box, no title or label cut (by the box, the drawing's edge or an
     ellipsis), no two texts overlapping, no text under the export button, no legend label hidden by
     anything floating over the page (helpers.chart_problems; the phone's width is test_reading's);
-    and every chart saved as PNG and as SVG with its figure number and source (helpers.export_every_chart),
-    in the same visit, after the checks of the page as loaded."""
+    every chart saved as PNG and as SVG with its figure number and source (helpers.export_every_chart),
+    in the same visit, after the checks of the page as loaded; and what a first-time reader
+    downloads for the page, gzipped as GitHub Pages serves it (helpers.page_weight: this tab's
+    HTTP cache is off), within its goal (helpers.page_goal; the phone pass checks it at 375 px)."""
     pages = site_pages(built_site)
     assert len(pages) >= 10
-    tab = Tab(browser, 1280, height=740)
-    redirect, _, _ = tab.visit(f"{server}/index.html")
-    redirect.wait_for_url("**/chapters/summary.html")
-    total_charts, exported, inaccessible, misfits = 0, 0, [], []
-    for name in pages + ["search.html", "404.html"]:
-        page, errors, outside = tab.visit(f"{server}/{name}")
-        total_charts += wait_for_charts(page)
-        drawn = page.locator(".tipline-chart svg.marks, .tipline-chart canvas.marks").count()
-        assert drawn == page.locator(".tipline-chart").count(), f"{name}: {drawn} charts drawn"
-        assert not page.locator(".tipline-chart:has-text('could not be drawn')").count(), name
-        empty = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].filter(c =>
-            ![...c.querySelectorAll('g.role-mark path, g.role-mark line')].some(m => {
-                const box = m.getBBox(); return box.width > 0 || box.height > 0; })).map(c => c.id)""")
-        assert not empty, f"{name}: charts without visible marks {empty}"
-        screenshot(page, name.replace("/", "_") + ".png")
-        result = Axe().run(page, options=AXE_OPTIONS).response
-        inaccessible += [f"{name}: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
-                         for v in result["violations"] if v["impact"] in BLOCKING]
-        misfits += chart_misfits(page, name, phone=False)  # it scrolls the page
-        exported += export_every_chart(page, name)
-        assert not errors, f"{name}: console errors {errors}"
-        assert not outside, f"{name}: requests to other hosts {outside}"
-    tab.close()
+    total_charts, exported, inaccessible, misfits, heavy = 0, 0, [], [], []
+    with serving(built_site) as server, Tab(browser, 1280, height=740, weigh=True) as tab:
+        redirect, _, _ = tab.visit(f"{server}/index.html")
+        redirect.wait_for_url("**/chapters/summary.html")
+        for name in pages + ["search.html", "404.html"]:
+            weight = page_weight(tab, f"{server}/{name}")
+            page, errors, outside = tab.page, tab.errors, tab.outside
+            total_charts += weight["charts"]
+            if weight["bytes"] / 1e6 > page_goal(name, weight["charts"]):
+                heavy.append(f"{name}: {weight['bytes'] / 1e6:.3f} MB (goal {page_goal(name, weight['charts'])} MB)")
+            assert weight["bytes"] > 50_000, f"{name}: implausibly light, {weight['bytes']} bytes: the measurement is broken"
+            drawn = page.locator(".tipline-chart svg.marks, .tipline-chart canvas.marks").count()
+            assert drawn == page.locator(".tipline-chart").count(), f"{name}: {drawn} charts drawn"
+            assert not page.locator(".tipline-chart:has-text('could not be drawn')").count(), name
+            empty = page.evaluate("""() => [...document.querySelectorAll('.tipline-chart')].filter(c =>
+                ![...c.querySelectorAll('g.role-mark path, g.role-mark line')].some(m => {
+                    const box = m.getBBox(); return box.width > 0 || box.height > 0; })).map(c => c.id)""")
+            assert not empty, f"{name}: charts without visible marks {empty}"
+            screenshot(page, name.replace("/", "_") + ".png")
+            result = Axe().run(page, options=AXE_OPTIONS).response
+            inaccessible += [f"{name}: {v['id']} ({v['impact']}) at {v['nodes'][0]['target']}"
+                             for v in result["violations"] if v["impact"] in BLOCKING]
+            misfits += chart_misfits(page, name, phone=False)  # it scrolls the page
+            exported += export_every_chart(page, name)
+            assert not errors, f"{name}: console errors {errors}"
+            assert not outside, f"{name}: requests to other hosts {outside}"
     assert total_charts >= 30 and exported == 2 * total_charts, (total_charts, exported)
     assert not inaccessible, "axe-core, serious or critical:\n" + "\n".join(inaccessible)
     assert not misfits, f"{len(misfits)} chart problems at 1280 px:\n" + "\n".join(misfits)
+    assert not heavy, "heavier than their goals:\n" + "\n".join(heavy)
 
 
 def test_chapters_have_charts(built_site):

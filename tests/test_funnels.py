@@ -169,3 +169,15 @@ def test_investigations_conducted_bound_the_cases_opened_and_other_tips_are_not_
     out = funnels.left_out(other).set_index("measure")
     assert "not CyberTipline reports" in out.loc["cybercrime_tips_received", "why_not"]
     assert out.loc["investigations_opened", "why_not"] == "no count of tips for the same unit and period"
+
+
+def test_mixture_quantiles_match_a_known_distribution_and_stay_in_the_unit_interval():
+    """The quantile search finds a beta distribution's quantiles to 1e-9, and a distribution with
+    mass below 0 (a normal approximation near 0) gets a lower quantile of 0, not an error."""
+    from scipy.stats import beta, norm
+
+    found = funnels._mixture_quantiles(lambda p: beta.cdf(p, 2, 30), 0.9)
+    for key, q in (("median", 0.5), ("low", 0.05), ("high", 0.95)):
+        assert abs(found[key] - beta.ppf(q, 2, 30)) < 1e-9, (key, found[key])
+    near_zero = funnels._mixture_quantiles(lambda p: norm.cdf((p - 0.01) / 0.02), 0.9)
+    assert near_zero["low"] == 0.0 and abs(near_zero["median"] - 0.01) < 1e-9 and near_zero["high"] < 1

@@ -40,7 +40,7 @@ def test_every_page_and_every_chart_fit_a_phone_screen_and_each_page_is_light(bu
     of the chart rules broken (helpers.chart_problems: nothing cut, overlapping, under the export
     button or hidden behind a floating button). And what a first-time reader downloads for each
     page, gzipped as GitHub Pages serves it (helpers.page_weight: the browser's cache is off in this
-    tab), within its goal (helpers.PAGE_GOALS_MB)."""
+    tab), within its goal (helpers.page_goal)."""
     problems, heavy, charts = [], [], 0
     tab = Tab(browser, width=375, height=740, weigh=True)  # no cache: every visit is a first-time reader's
     with serving(built_site) as server:  # compressing, as GitHub Pages does

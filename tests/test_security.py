@@ -1018,16 +1018,28 @@ def test_the_policy_alone_stops_hostile_markup_in_chromium(built_site, browser, 
     assert len(violations) >= 4, violations  # the inline script, the handler, the external script, the link...
 
 
+# every way a page can ask the browser for another address (on a page without a policy of its own)
+LEAVING = ['<script src="{e}/evil.js"></script>', '<img src="{e}/pixel.png">', '<iframe src="{e}/frame"></iframe>',
+           '<script>fetch("{e}/fetch").catch(() => 0); navigator.sendBeacon("{e}/beacon", "x")</script>',
+           '<meta http-equiv="refresh" content="0; url={e}/refresh">', '<script>window.open("{e}/popup")</script>',
+           '<form action="{e}/form" method="post"><input name="x" value="1"></form><script>document.forms[0].submit()</script>',
+           '<a id="go" href="{e}/link">go</a><script>document.getElementById("go").click()</script>',
+           '<script>setTimeout(() => { location.href = "{e}/moved"; }, 10)</script>']
+
+
 @pytest.mark.full
 def test_the_pdf_printer_reaches_no_other_host(tmp_path):
+    """A page without a policy of its own asks for another address in every way in LEAVING (loads,
+    fetches, a frame, a refresh, a pop-up, a form, a link, a navigation): none reaches it, and the
+    printer stops, naming an address it refused (tipline.site.pdf's four layers)."""
     from tipline.site import pdf
 
     if not pdf.CHROMIUM.exists():
         pytest.fail(f"no browser at {pdf.CHROMIUM}: the PDF printer cannot be checked")
     elsewhere = _Recorder()
-    (tmp_path / "page.html").write_text(  # no policy: the printer's own route must stop the request
-        f'<!DOCTYPE html><html><head><title>x</title><script src="{elsewhere.url}/evil.js"></script></head>'
-        f'<body><h1>x</h1><img src="{elsewhere.url}/pixel.png"></body></html>', encoding="utf-8")
+    (tmp_path / "page.html").write_text(
+        "<!DOCTYPE html><html><head><title>x</title></head><body><h1>x</h1>"
+        + "".join(way.replace("{e}", elsewhere.url) for way in LEAVING) + "</body></html>", encoding="utf-8")
     try:
         with pytest.raises(RuntimeError, match=rf"page\.html asked for {re.escape(elsewhere.url)}/"):
             pdf.make(tmp_path, ["page"])

@@ -351,17 +351,24 @@ def _quantiles(values: np.ndarray, weights: np.ndarray, level: float) -> dict:
 
 
 def _mixture_quantiles(cdf, level: float) -> dict:
-    """Median and central interval of a distribution on [0, 1] given its cdf, which takes an
+    """Median and central interval, within [0, 1], of a distribution given its cdf, which takes an
     array of points: the three quantiles found at once by Chandrupatla's bracketing method
-    (scipy.optimize.elementwise.find_root) to within 1e-11. It needs about half the evaluations
-    of the cdf that bisection to 1e-9 did, and an evaluation at 20,000 grid points is what costs."""
+    (scipy.optimize.elementwise.find_root) to within 1e-11, about half the evaluations of the cdf
+    that bisection to 1e-9 took (an evaluation at 20,000 grid points is what costs). A quantile the
+    cdf already passes at 0 is 0, one it has not reached at 1 is 1 (a normal approximation, as in
+    `average_of_units`, can put a little mass outside [0, 1])."""
     tail = (1 - level) / 2
     targets = np.array([0.5, tail, 1 - tail])
-    found = find_root(lambda p, target: cdf(p) - target, (np.zeros(3), np.ones(3)), args=(targets,),
-                      tolerances={"xatol": 1e-11, "xrtol": 0.0, "fatol": 0.0, "frtol": 0.0})
-    if not found.success.all():
-        raise ArithmeticError(f"the quantiles {targets} of a mixture were not found (status {found.status})")
-    median, lower, upper = found.x
+    at_zero, at_one = cdf(np.array([0.0, 1.0]))
+    found = np.where(targets <= at_zero, 0.0, 1.0)
+    inside = (targets > at_zero) & (targets < at_one)
+    if inside.any():
+        root = find_root(lambda p, target: cdf(p) - target, (np.zeros(inside.sum()), np.ones(inside.sum())),
+                         args=(targets[inside],), tolerances={"xatol": 1e-11, "xrtol": 0.0, "fatol": 0.0, "frtol": 0.0})
+        if not root.success.all():
+            raise ArithmeticError(f"the quantiles {targets[inside]} of a mixture were not found (status {root.status})")
+        found[inside] = root.x
+    median, lower, upper = found
     return {"median": float(median), "low": float(lower), "high": float(upper), "level": level}
 
 

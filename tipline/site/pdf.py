@@ -24,6 +24,7 @@ import http.server
 import io
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -71,15 +72,20 @@ def pages_in_order(srcdir: Path) -> list[str]:
     return names
 
 
-# What the printer's server sends with every response: a policy that lets a page load from this
-# server alone (its origin, port included), whatever the page itself says or omits. The browser
-# enforces it before any request is made, and the HTTP cache keeps working: the vega bundle is
-# compiled once, not once a page, as it was when every request was intercepted to check its host.
-# (The pages' own, stricter policy still applies: a page must satisfy both.)
-ONLY_THIS_SITE = "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:"
-# every refusal of either policy, recorded by the page for the printer to read
-REFUSALS = """document.addEventListener("securitypolicyviolation",
-  event => (window.__tiplineRefused = window.__tiplineRefused || []).push(event.blockedURI || event.violatedDirective));"""
+# The printer reaches no host but its own local server, whatever a page asks for, in four layers
+# (each of which keeps the browser's HTTP cache working, so the chart bundle is compiled once, not
+# once a page as when every request was intercepted to check its host):
+# 1. every response of the printer's server carries ONLY_THIS_SITE: the browser loads scripts,
+#    styles, images, fonts, frames, workers and data from this server alone (its origin, port
+#    included), whatever the page's own policy says or omits (that one still applies too: a page
+#    must satisfy both); and the page is sandboxed: no pop-up window, no form sent, no navigation
+#    of another window, no refresh of itself;
+# 2. a page's own navigations (a link followed, `location` set) are held in the browser until the
+#    printer lets those to this server go on (DevTools' Fetch domain, for documents only);
+# 3. every request the browser makes anyway is seen, and one to another address stops the printer;
+# 4. so does every refusal the browser reports (its console messages, which no page can silence).
+ONLY_THIS_SITE = "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; sandbox allow-scripts allow-same-origin"
+LOCAL_SCHEMES = ("data:", "blob:", "about:")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -123,24 +129,48 @@ def make(site: Path, names: list[str], layout: Path | None = None) -> Path:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             context = browser.new_context(service_workers="block")
-            # the printer reaches no host but the local server, whatever a page asks for: the server's
-            # policy (ONLY_THIS_SITE) refuses it in the browser, even if a page lost its own policy
-            context.add_init_script(REFUSALS)
+            elsewhere: list[str] = []
+
+            def seen(request):  # layer 3
+                if not request.url.startswith((local,) + LOCAL_SCHEMES):
+                    elsewhere.append(request.url)
+
+            def refused(message):  # layer 4: "Refused to load the script 'http://...' because it violates ..."
+                if message.type == "error":
+                    elsewhere.extend(url for url in re.findall(r"https?://[^\s'\"]+", message.text) if not url.startswith(local))
+
+            context.on("request", seen)
             page = context.new_page()
+            page.on("console", refused)
+            devtools = context.new_cdp_session(page)  # layer 2
+
+            def navigation(event):
+                url = event["request"]["url"]
+                if url.startswith((local,) + LOCAL_SCHEMES):
+                    devtools.send("Fetch.continueRequest", {"requestId": event["requestId"]})
+                else:
+                    elsewhere.append(url)
+                    devtools.send("Fetch.failRequest", {"requestId": event["requestId"], "errorReason": "BlockedByClient"})
+
+            devtools.on("Fetch.requestPaused", navigation)
+            devtools.send("Fetch.enable", {"patterns": [{"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}]})
             for name in names:
                 prepare(page, f"{local}{name}.html")
                 printed_as[name] = {"charts": page.evaluate(PRINTED_CHARTS), "controls": page.evaluate(PRINTED_CONTROLS)}
                 title = page.evaluate("(document.querySelector('article h1') || {}).textContent || document.title")
                 margin = {side: f"{mm}mm" for side, mm in MARGINS_MM.items()}
                 printed = PdfReader(io.BytesIO(page.pdf(format=PAPER, print_background=True, margin=margin)))
-                refused = page.evaluate("window.__tiplineRefused || []")
-                if refused:
-                    raise RuntimeError(f"{name}.html asked for {refused[0]}, which is not this site: "
+                if elsewhere:
+                    raise RuntimeError(f"{name}.html asked for {elsewhere[0]}, which is not this site: "
                                        "the PDF printer refused the request and stops")
                 first = len(writer.pages)
                 for sheet in printed.pages:
                     writer.add_page(sheet)
                 writer.add_outline_item(" ".join(title.replace("#", "").split()), first)
+            page.wait_for_timeout(100)  # anything a page asked for after it was printed
+            if elsewhere:
+                raise RuntimeError(f"{names[-1]}.html, or a page before it, asked for {elsewhere[0]}, which is not this "
+                                   "site: the PDF printer refused the request and stops")
             browser.close()
     finally:
         server.shutdown()
