@@ -73,22 +73,47 @@ def pages_in_order(srcdir: Path) -> list[str]:
 
 
 # The printer reaches no host but its own local server, whatever a page asks for, in four layers
-# (each of which keeps the browser's HTTP cache working, so the chart bundle is compiled once, not
-# once a page as when every request was intercepted to check its host):
-# 1. every response of the printer's server carries ONLY_THIS_SITE: the browser loads scripts,
-#    styles, images, fonts, frames, workers and data from this server alone (its origin, port
-#    included), whatever the page's own policy says or omits (that one still applies too: a page
-#    must satisfy both); and the page is sandboxed: no pop-up window, no form sent, no navigation
-#    of another window, no refresh of itself;
-# 2. a page's own navigations (a link followed, `location` set) are held in the browser until the
-#    printer lets those to this server go on (DevTools' Fetch domain, for documents only);
-# 3. every request the browser makes anyway is seen, and one to another address stops the printer;
-# 4. so does every refusal the browser reports (its console messages, which no page can silence).
+# (none intercepts requests in the browser, which would turn its HTTP cache off: the chart bundle
+# is compiled once, not once a page):
+# 1. the printer's server is also the browser's proxy for every address, 127.0.0.1 included: it
+#    serves its own site and refuses any other address (navigations, pop-ups, forms and loads
+#    alike): nothing reaches another host or port;
+# 2. every response carries ONLY_THIS_SITE, so the browser itself loads nothing from elsewhere
+#    (whatever a page's own policy says or omits; that one still applies too) and sandboxes the
+#    page: no pop-up window, no form sent, no automatic refresh;
+# 3. every request a page makes to another address is seen, and stops the printer, naming it;
+# 4. so does every refusal the browser reports in a page's console (which no page can silence).
 ONLY_THIS_SITE = "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; sandbox allow-scripts allow-same-origin"
 LOCAL_SCHEMES = ("data:", "blob:", "about:")
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
+class _OnlyThisSite(http.server.SimpleHTTPRequestHandler):
+    """Serves the built site, as a server and as the browser's proxy: a request for any other
+    address, and any form sent, is refused (403). (Not noted here: Chromium asks for addresses of
+    its own, which no page made; the page's own requests are seen by layers 3 and 4.)"""
+    origin = ""  # http://127.0.0.1:PORT, once the server listens
+
+    def _own(self) -> bool:
+        if self.path.startswith(self.origin + "/"):  # through the proxy: the whole address
+            self.path = self.path[len(self.origin):]
+        elif not self.path.startswith("/"):
+            self.send_error(403, "the PDF printer serves its own site alone")
+            return False
+        return True
+
+    def do_GET(self):
+        if self._own():
+            super().do_GET()
+
+    def do_HEAD(self):
+        if self._own():
+            super().do_HEAD()
+
+    def do_POST(self):  # the site takes no form, and another address is refused
+        self.send_error(403, "the PDF printer serves its own site alone, and takes no form")
+
+    do_CONNECT = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
+
     def end_headers(self):
         self.send_header("Content-Security-Policy", ONLY_THIS_SITE)
         super().end_headers()
@@ -120,40 +145,32 @@ def make(site: Path, names: list[str], layout: Path | None = None) -> Path:
     from playwright.sync_api import sync_playwright
     from pypdf import PdfReader, PdfWriter
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    handler = type("Handler", (_OnlyThisSite,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
+    handler.origin = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    local = f"http://127.0.0.1:{server.server_address[1]}/"
+    local = f"{handler.origin}/"
     writer = PdfWriter()
     printed_as = {}
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            # "<-loopback>": 127.0.0.1 goes through the proxy too (Chromium leaves it out by default)
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
+                                                 proxy={"server": handler.origin, "bypass": "<-loopback>"})
             context = browser.new_context(service_workers="block")
-            elsewhere: list[str] = []
+            elsewhere: list[str] = []  # what layers 3 and 4 saw
 
             def seen(request):  # layer 3
                 if not request.url.startswith((local,) + LOCAL_SCHEMES):
                     elsewhere.append(request.url)
 
-            def refused(message):  # layer 4: "Refused to load the script 'http://...' because it violates ..."
+            def reported(message):  # layer 4: "Refused to load the script 'http://...' because it violates ..."
                 if message.type == "error":
                     elsewhere.extend(url for url in re.findall(r"https?://[^\s'\"]+", message.text) if not url.startswith(local))
 
             context.on("request", seen)
             page = context.new_page()
-            page.on("console", refused)
-            devtools = context.new_cdp_session(page)  # layer 2
-
-            def navigation(event):
-                url = event["request"]["url"]
-                if url.startswith((local,) + LOCAL_SCHEMES):
-                    devtools.send("Fetch.continueRequest", {"requestId": event["requestId"]})
-                else:
-                    elsewhere.append(url)
-                    devtools.send("Fetch.failRequest", {"requestId": event["requestId"], "errorReason": "BlockedByClient"})
-
-            devtools.on("Fetch.requestPaused", navigation)
-            devtools.send("Fetch.enable", {"patterns": [{"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}]})
+            page.on("console", reported)
             for name in names:
                 prepare(page, f"{local}{name}.html")
                 printed_as[name] = {"charts": page.evaluate(PRINTED_CHARTS), "controls": page.evaluate(PRINTED_CONTROLS)}
