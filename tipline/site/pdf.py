@@ -168,6 +168,11 @@ def make(site: Path, names: list[str], layout: Path | None = None) -> Path:
                 if message.type == "error":
                     elsewhere.extend(url for url in re.findall(r"https?://[^\s'\"]+", message.text) if not url.startswith(local))
 
+            def stop_if_asked(where: str) -> None:
+                if elsewhere:
+                    raise RuntimeError(f"{where} asked for {elsewhere[0]}, which is not this site: "
+                                       "the PDF printer refused the request and stops")
+
             context.on("request", seen)
             page = context.new_page()
             page.on("console", reported)
@@ -177,17 +182,13 @@ def make(site: Path, names: list[str], layout: Path | None = None) -> Path:
                 title = page.evaluate("(document.querySelector('article h1') || {}).textContent || document.title")
                 margin = {side: f"{mm}mm" for side, mm in MARGINS_MM.items()}
                 printed = PdfReader(io.BytesIO(page.pdf(format=PAPER, print_background=True, margin=margin)))
-                if elsewhere:
-                    raise RuntimeError(f"{name}.html asked for {elsewhere[0]}, which is not this site: "
-                                       "the PDF printer refused the request and stops")
+                stop_if_asked(f"{name}.html")
                 first = len(writer.pages)
                 for sheet in printed.pages:
                     writer.add_page(sheet)
                 writer.add_outline_item(" ".join(title.replace("#", "").split()), first)
             page.wait_for_timeout(100)  # anything a page asked for after it was printed
-            if elsewhere:
-                raise RuntimeError(f"{names[-1]}.html, or a page before it, asked for {elsewhere[0]}, which is not this "
-                                   "site: the PDF printer refused the request and stops")
+            stop_if_asked(f"{names[-1]}.html, or a page before it,")
             browser.close()
     finally:
         server.shutdown()
