@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import nbformat
 import pytest
@@ -67,14 +68,19 @@ def test_nbval_fails_when_a_csv_value_changes(tmp_path, edited_data):
     shutil.copy(ROOT / "chapters" / "01_referral.ipynb", chapters)
     data = edited_data.path
     edited_data.replace("recipients.csv", "2024,icac,actionable,816361", "2024,icac,actionable,816362")
-    command = [sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-o", "addopts=", "-q", str(chapters)]
+    report = tmp_path / "report.xml"
+    command = [sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-o", "addopts=", "-q", f"--junitxml={report}", str(chapters)]
     env = dict(os.environ, TIPLINE_DATA=str(data))
     changed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert changed.returncode == 1, changed.stdout[-2000:]
     assert "816,362" in changed.stdout or "816362" in changed.stdout
-    # every cell that fails does so because its outputs differ, not because it raised
-    progress = re.search(r"^([.FEsx]+)\s+\[100%\]", changed.stdout, re.M).group(1)
-    assert changed.stdout.count("Cell outputs differ") == progress.count("F"), changed.stdout[-3000:]
+    # every cell that fails does so because its outputs differ, not because it raised: read from
+    # pytest's own report, not from its console (whose summary lines repeat a message or not by width)
+    cells = ElementTree.parse(report).getroot().iter("testcase")
+    outcomes = [[child for child in cell if child.tag in ("failure", "error", "skipped")] for cell in cells]
+    failed = [outcome[0] for outcome in outcomes if outcome]
+    assert failed, changed.stdout[-2000:]
+    assert all(f.tag == "failure" and "Cell outputs differ" in (f.text or "") + f.get("message", "") for f in failed), changed.stdout[-3000:]
     # the control: the same copy, with the value back, passes (this run has no sanitizing rules)
     edited_data.replace("recipients.csv", "2024,icac,actionable,816362", "2024,icac,actionable,816361")
     unchanged = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
