@@ -11,7 +11,7 @@ it has finished (`finished`):
 * "edited": a copy of the repository built after independent data edits (`edit_copy`), each in its
   own file and field, each checked by its own test (the committed chapters are stamped, so its
   build executes only those that read an edited dataset);
-* "mini": a book of three small chapters reading data/recipients.csv and the changes page
+* "mini": a book of three small chapters reading data/us_counts.csv and the changes page
   (`make_mini`), for the build's own cases: failures, interrupts, locks, settings, the sandbox.
   Each case works on a copy of it (`copy_built`), so no case costs a build of the whole book.
 
@@ -144,7 +144,10 @@ class EditedData:
 
 # ---------------------------------------------------------------- the edited copy of the book
 
-RECIPIENTS = ("2024,icac,actionable,816361", "2024,icac,actionable,826361")  # the value the mini book's chapters glue
+# the row the mini book's chapters glue, and an edit of it: a dataset answer.json does not read, so an
+# edit makes the build execute the chapters but never compute answer.json again (8 processor-s)
+MINI_ROW = ("2024,by_country_referrals,949287", "2024,by_country_referrals,959287")
+MINI_VALUE = ("949,287", "959,287")  # as the chapters print it
 # one value of a CSV that chapter 2 glues into its prose and charts (read by three chapters, not by answer.json)
 REFERRALS = ("2024,Snapchat,Snap,280000,", "2024,Snapchat,Snap,290000,")
 HOSTILE = '<script>window.__pwned = 1</script><img src="data:," onerror="window.__pwned = 2"> --> <!--<script> </script>'
@@ -169,7 +172,7 @@ SOURCE_TITLE = ("CY 2023 Report to the Committees", "CY 2023 Retitled Report to 
 
 
 def mini_chapter(name: str, extra: str = "") -> object:
-    """A chapter that glues one value of data/recipients.csv into its prose (and runs `extra`).
+    """A chapter that glues one value of data/us_counts.csv (MINI_ROW) into its prose (and runs `extra`).
     With TIPLINE_TEST_HOLD=text in the build's environment, it waits (until the build stops it)
     while another chapter's notebook already holds `text`: a test can interrupt a build after its
     first chapter, and know that no other chapter ran, however busy the machine."""
@@ -180,12 +183,12 @@ def mini_chapter(name: str, extra: str = "") -> object:
                   'hold = os.environ.get("TIPLINE_TEST_HOLD")\n'
                   f'while hold and any(hold in open(path).read() for path in glob.glob("*.ipynb") if path != "{name}.ipynb"):\n'
                   '    time.sleep(0.2)', metadata={"tags": ["remove-cell"]}),
-             code('rows = load("recipients")\n'
-                  'icac = rows[(rows["year"] == 2024) & (rows["recipient"] == "icac") & (rows["label"] == "actionable")]\n'
-                  f'say("{name}_icac", count(icac["reports"].sum()))' + (f"\n{extra}" if extra else ""),
+             code('rows = load("us_counts")\n'
+                  'referred = rows[(rows["year"] == 2024) & (rows["count"] == "by_country_referrals")]\n'
+                  f'say("{name}_referrals", count(referred["reports"].sum()))' + (f"\n{extra}" if extra else ""),
                   metadata={"tags": ["remove-cell"]}),
-             nbformat.v4.new_markdown_cell(f"# Chapter {name}\n\nIn 2024 NCMEC made {{glue:text}}`{name}_icac` "
-                                           "actionable reports available to ICAC task forces.")]
+             nbformat.v4.new_markdown_cell(f"# Chapter {name}\n\nIn 2024 NCMEC resolved {{glue:text}}`{name}_referrals` "
+                                           "referrals to the United States.")]
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook

@@ -385,12 +385,13 @@ def test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywh
     """Edit a CSV, interrupt the build after some chapters executed with the new value, revert the
     CSV, make an unrelated edit, build: every page shows the current value."""
     before = _site(mini)
-    csv = mini / "data" / "recipients.csv"
-    original = csv.read_bytes()  # as bytes: the file's lines end in CRLF
-    helpers.replace_once(csv, *helpers.RECIPIENTS)
+    csv = mini / "data" / "us_counts.csv"
+    original = csv.read_bytes()  # as bytes: a dataset's lines may end in CRLF
+    helpers.replace_once(csv, *helpers.MINI_ROW)
+    old, new = helpers.MINI_VALUE
     # one chapter at a time; the others wait once one shows the new value (helpers.mini_chapter), so
     # the signal after the first arrives while the second waits, however busy the machine
-    status, output, _ = _interrupt(mini, "executing 1/", signal.SIGTERM, TIPLINE_WORKERS="1", TIPLINE_TEST_HOLD="826,361")
+    status, output, _ = _interrupt(mini, "executing 1/", signal.SIGTERM, TIPLINE_WORKERS="1", TIPLINE_TEST_HOLD=new)
     assert status != 0 and "interrupted (SIGTERM)" in output, output[-3000:]
     assert _site(mini) == before, "the interrupted build changed the published site"
     with_new_value = executed(output)
@@ -407,8 +408,8 @@ def test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywh
     # the chapter written with the new value ran again; the other two, never executed with it, did not run
     assert executed(final.stdout) == with_new_value, output + "\n----\n" + final.stdout
     pages = {p.name: p.read_text() for p in (mini / "_build" / "html" / "chapters").glob("*.html")}
-    assert not [name for name, html in pages.items() if "826,361" in html]
-    assert all("816,361" in pages[f"{name}.html"] for name in helpers.MINI)
+    assert not [name for name, html in pages.items() if new in html]
+    assert all(old in pages[f"{name}.html"] for name in helpers.MINI)
     assert "A sentence added after the interrupted build." in pages[f"{left}.html"]
 
 
