@@ -9,6 +9,8 @@ list by its words. Registered as the pybtex style "tipline" by tipline.site.read
 """
 from __future__ import annotations
 
+import functools
+
 import pybtex.plugin
 from pybtex.backends.plaintext import Backend as PlainText
 from pybtex.richtext import Text
@@ -54,6 +56,7 @@ LOOKED_UP = [("pybtex.backends", "plaintext"), ("pybtex.backends", "docutils"), 
              ("pybtex.style.names", "last"), ("pybtex.style.sorting", "author_year_title")]
 
 
+@functools.cache  # once a process (the build may do it before Sphinx asks)
 def register() -> None:
     pybtex.plugin.register_plugin("pybtex.style.labels", "tipline_author_year", AuthorYearLabels, force=True)
     pybtex.plugin.register_plugin("pybtex.style.formatting", "tipline", Style, force=True)

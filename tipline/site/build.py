@@ -40,8 +40,11 @@ Chromium that prints the PDF, and removes the build's scratch folders.
 """
 from __future__ import annotations
 
+import copy
 import fcntl
+import functools
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -54,7 +57,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 BOOK = Path.cwd()  # the Makefile runs this from the book's folder
@@ -102,6 +105,9 @@ class Interrupted(Exception):
 
 
 STORE = threading.Lock()  # held while a chapter is written back, so an interrupt cannot cut it in half
+# set when a chapter's first cell starts: the worker that started its kernel has made the imports
+# that takes (nbclient, jupyter_client, IPython's paths), which prepare_pages must not race
+KERNEL_RUNNING = threading.Event()
 
 
 def _digest(path: Path) -> str:
@@ -252,7 +258,7 @@ def execute(chapter: Path, timeout: int) -> tuple[object, dict, float]:
     current = {"cell": 0}
     client = NotebookClient(notebook, timeout=timeout, allow_errors=False, record_timing=False, shutdown_kernel="immediate",
                             kernel_manager_class=kernel_manager(scratch), resources={"metadata": {"path": str(chapter.parent)}},
-                            on_cell_start=lambda cell, cell_index: current.update(cell=cell_index + 1))
+                            on_cell_start=lambda cell, cell_index: (current.update(cell=cell_index + 1), KERNEL_RUNNING.set()))
     if not sandbox.available():
         raise Failed(f"{where}: cannot be executed safely: this system offers no Landlock (Linux 5.13 or later), "
                      "which keeps a chapter from writing outside its scratch folder")
@@ -369,7 +375,11 @@ def execute_stale(stale: dict[Path, str], shared: dict) -> Path:
     chapters = sorted(stale, key=order)
     workers = worker_count()
     started = time.perf_counter()
-    in_parallel([keep_answer] + [lambda chapter=chapter: run(chapter) for chapter in chapters], workers)
+    jobs = [lambda chapter=chapter: run(chapter) for chapter in chapters]
+    if chapters:  # the pages' imports, before the chapters that wait for answer.json (prepare_pages)
+        first_waiting = next((i for i, chapter in enumerate(chapters) if uses_answer(notebooks[chapter])), len(chapters))
+        jobs.insert(max(first_waiting, min(workers, len(chapters))), lambda: prepare_pages(answered))
+    in_parallel([keep_answer] + jobs, workers)
     if chapters:
         _say(f"executed {len(chapters)} chapters in {time.perf_counter() - started:.1f} s on {workers} workers "
              f"(the chapters' own times add up to {total:.1f} s)")
@@ -378,10 +388,49 @@ def execute_stale(stale: dict[Path, str], shared: dict) -> Path:
 
 # ---------------------------------------------------------------- Sphinx, in this process
 
+@functools.cache
+def pages_config() -> dict:
+    """Sphinx's configuration, from _config.yml and _toc.yml by jupyter-book's own reader."""
+    from jupyter_book.config import get_final_config
+
+    config, _ = get_final_config(user_yaml=BOOK / "_config.yml", sourcedir=BOOK, use_external_toc=True,
+                                 cli_config={"external_toc_path": (BOOK / "_toc.yml").as_posix(), "nitpicky": True,
+                                             "latex_individualpages": False})
+    return config
+
+
+# what the pages phase imports on its way besides Sphinx, its theme and its extensions (modules
+# imported where they are used, so that a build with nothing to do stays quick; python -X importtime)
+LATER_IMPORTS = ["sphinx.builders.html", "myst_nb.sphinx_ext", "altair", "jsonschema", "fontTools.subset",
+                 "tipline.presentation.charts", "tipline.presentation.tables", "tipline.site.figures"]
+
+
+def prepare_pages(answered: Future) -> None:
+    """Import what the pages phase will (LATER_IMPORTS, Sphinx, its theme and every extension) and
+    register the bibliography's plugins: a build that executes chapters does this on a worker
+    meanwhile (execute_stale), about 2 s that the pages phase, on one core, no longer spends. A
+    module that fails to import is left to Sphinx, which names it.
+
+    Not while another thread imports: two threads importing modules in different orders can
+    deadlock (Python then refuses one of the imports). So only once a kernel runs (starting the
+    first one imports what myst-nb imports too: nbclient, jupyter_client) and answer.json is kept
+    (computing it imports scipy's parts as it goes)."""
+    from . import bibstyle
+
+    if not KERNEL_RUNNING.wait(timeout=600):
+        return
+    with suppress(Exception):  # a failure is the answer's job to report
+        answered.result()
+    config = pages_config()
+    for name in ["sphinx.application", config.get("html_theme")] + config.get("extensions", []) + LATER_IMPORTS:
+        with suppress(Exception):
+            importlib.import_module(name)
+    bibstyle.register()
+
+
 def sphinx(fresh: bool, every_page: bool) -> None:
     """Build the pages from the notebooks as they are (execution off) into _build/.work, from a
     fresh tree or rewriting every page if asked; every warning is an error, reported with its file."""
-    from jupyter_book.config import get_final_config
     from sphinx.application import Sphinx
     from sphinx.errors import SphinxError
     from sphinx.util.docutils import docutils_namespace, patch_docutils
@@ -390,9 +439,7 @@ def sphinx(fresh: bool, every_page: bool) -> None:
         shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True, exist_ok=True)
     DIRTY.touch()
-    config, _ = get_final_config(user_yaml=BOOK / "_config.yml", sourcedir=BOOK, use_external_toc=True,
-                                 cli_config={"external_toc_path": (BOOK / "_toc.yml").as_posix(), "nitpicky": True,
-                                             "latex_individualpages": False})
+    config = copy.deepcopy(pages_config())  # Sphinx may change what it is given
     warnings = io.StringIO()
     with LOG.open("w") as status:
         class Both(io.TextIOBase):  # Sphinx's warnings, into the log and kept for the failure message
@@ -671,7 +718,7 @@ def main() -> int:
     try:
         with lock():
             try:
-                return build()
+                status = build()
             except BaseException as error:
                 # still holding the lock: stop what this build started and remove its scratch folders
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -682,6 +729,9 @@ def main() -> int:
                 if isinstance(error, (Interrupted, Failed)):
                     raise
                 raise Failed(_failed_where(error), _traceback()) from None  # anything unexpected, named
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # published: an interrupt now changes nothing
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        lines = []
     except Interrupted as stop:
         status, lines = 130, [f"interrupted ({stop}): nothing was published, the previous site in _build/html is unchanged"]
     except Failed as error:
@@ -692,7 +742,10 @@ def main() -> int:
             _say(line, sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(status)  # do not wait for worker threads whose kernels were just stopped
+    # ended at once: not waiting for worker threads whose kernels were just stopped, nor for the
+    # interpreter to take apart the 3,000 modules Sphinx and pandas loaded (half a second, in every
+    # build); every file the build wrote is closed by now, and the lock released
+    os._exit(status)
 
 
 if __name__ == "__main__":
