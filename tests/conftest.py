@@ -2,8 +2,9 @@
 
 Two tiers: `make check` runs `pytest -m "not full" tests` (data, model, prose guards, stamps,
 layers: well under a second each, no book build, no notebook execution, no browser); `make test`
-runs everything with `-n auto`. A test that builds the book, executes a notebook, runs Sphinx or
-starts Chromium is marked `full` (pytest.ini), and so is every nbval item.
+runs everything, in one test process more than there are cores (the Makefile's TEST_WORKERS). A
+test that builds the book, executes a notebook, runs Sphinx or starts Chromium is marked `full`
+(pytest.ini), and so is every nbval item.
 
 The session builds each book once (helpers: "site", "edited", "mini"), in the background, started as
 soon as a full run is configured, so the chapters' nbval tests and the fast tests run meanwhile;

@@ -24,7 +24,8 @@ everything its outputs were computed from:
    execute in place on every core (TIPLINE_WORKERS, default one per core), longest first, one
    progress line each, and are written back with their new outputs and stamp. Each kernel runs
    under tipline.site.sandbox: it can read the book but write only into its own scratch folder
-   (_build/.kernels/NAME), so a cell cannot change data/, _static/ or the notebooks.
+   (_build/.kernels/NAME), so a cell cannot change data/, _static/ or the notebooks. Meanwhile
+   one worker also imports what step 4 will (prepare_pages), so that step, on one core, starts sooner.
 4. Sphinx (`-n -W --keep-going`, execution off) runs in this process and builds the pages from the
    notebooks into _build/.work. Anything else that shapes the site (title, theme, CSS, table of
    contents, prose, TIPLINE_PDF, TIPLINE_URL_PREFIX) rebuilds the pages without executing; a change
