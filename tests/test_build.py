@@ -12,6 +12,7 @@ site byte for byte as it was.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -332,7 +333,8 @@ def test_a_read_only_build_folder_ends_in_one_build_failed_line(mini, tmp_path):
 def _interrupt(repo: Path, when: str, signum: int, sphinx_log: str | None = None, **settings) -> tuple[int, str, list]:
     """Run `make book` as a terminal would (its own process group) and send `signum` to the whole
     group as soon as a line of its output starts with `when` (and, if given, _build/sphinx.log
-    contains `sphinx_log`); returns its status, its output and the processes it had started."""
+    contains `sphinx_log`), and again at once, as an impatient reader's second Ctrl-C or make's own
+    forwarding would; returns its status, its output and the processes it had started."""
     import psutil
 
     command, env = book_command(repo, **settings)
@@ -348,6 +350,8 @@ def _interrupt(repo: Path, when: str, signum: int, sphinx_log: str | None = None
                 time.sleep(0.02)
             started = psutil.Process(process.pid).children(recursive=True)
             os.killpg(process.pid, signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signum)
             break
     rest, _ = process.communicate(timeout=120)
     return process.returncode, "".join(lines) + rest, started
@@ -411,6 +415,27 @@ def test_an_interrupt_keeps_the_old_site_and_a_reverted_csv_is_published_everywh
     assert not [name for name, html in pages.items() if new in html]
     assert all(old in pages[f"{name}.html"] for name in helpers.MINI)
     assert "A sentence added after the interrupted build." in pages[f"{left}.html"]
+
+
+def test_an_error_an_interrupt_causes_where_it_lands_is_reported_as_the_interrupt(tmp_path):
+    """A signal raises wherever the build happens to be; landing in threading's lock bookkeeping it
+    once turned into "RuntimeError: release unlocked lock" and the build reported that, not the
+    interrupt (a second signal, from make, arrived during the first one's unwinding). Here the
+    build is replaced by one that records a SIGTERM and fails as that one did; and the first
+    signal makes the build ignore any that follow."""
+    script = ("import signal, tipline.site.build as b\n"
+              "def build():\n"
+              "    try:\n"
+              "        b._interrupt(signal.SIGTERM, None)\n"
+              "    except b.Interrupted:\n"
+              "        assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_IGN\n"
+              "        raise RuntimeError('release unlocked lock')\n"
+              "b.build = build\n"
+              "b.main()\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130, result.stdout + result.stderr
+    assert "interrupted (SIGTERM): nothing was published" in result.stderr and "BUILD FAILED" not in result.stderr, result.stderr
 
 
 def test_a_title_change_rebuilds_pages_without_executing_and_an_interrupted_sphinx_keeps_the_site(mini):

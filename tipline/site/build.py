@@ -679,8 +679,18 @@ def build() -> int:
     return 0
 
 
+RECEIVED: list[str] = []  # the signal that interrupted this build
+
+
 def _interrupt(signum, frame):
-    raise Interrupted(signal.Signals(signum).name)
+    """The first SIGINT or SIGTERM ends the build; any that follow are ignored. A terminal's Ctrl-C or
+    a `kill` of the process group reaches both make and this process, and make then sends its own:
+    a second exception raised inside the first one's unwinding (in threading's lock bookkeeping,
+    say) would turn the interrupt into another error."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    RECEIVED.append(signal.Signals(signum).name)
+    raise Interrupted(RECEIVED[0])
 
 
 def _stop_children() -> None:
@@ -727,6 +737,8 @@ def main() -> int:
                 STORE.acquire(timeout=30)  # let a chapter being written back finish
                 _stop_children()
                 shutil.rmtree(KERNELS, ignore_errors=True)
+                if RECEIVED and not isinstance(error, Interrupted):  # an error the interrupt caused where it landed
+                    raise Interrupted(RECEIVED[0]) from None
                 if isinstance(error, (Interrupted, Failed)):
                     raise
                 raise Failed(_failed_where(error), _traceback()) from None  # anything unexpected, named
