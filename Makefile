@@ -39,8 +39,8 @@ check: $(BIN)/jupyter-book
 	$(BIN)/python -m pytest -n auto -m "not full" tests
 
 # Everything, as CI runs it: the book built once per variant, nbval on every chapter, the browser checks.
-# One test process more than there are cores: with one per core the processors stood idle 8% of the
-# time while tests waited on a browser, a build or a kernel; with one more, 2%.
+# One test process more than there are cores: with one per core the processors stood idle 6-8% of a
+# run while tests waited on a browser, a build or a kernel; with one more, 2-3% (a run about 3% shorter).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: $(BIN)/jupyter-book
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
