@@ -683,12 +683,9 @@ RECEIVED: list[str] = []  # the signal that interrupted this build
 
 
 def _interrupt(signum, frame):
-    """The first SIGINT or SIGTERM ends the build; any that follow are ignored. A terminal's Ctrl-C or
-    a `kill` of the process group reaches both make and this process, and make then sends its own:
-    a second exception raised inside the first one's unwinding (in threading's lock bookkeeping,
-    say) would turn the interrupt into another error."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """SIGINT or SIGTERM ends the build, and is recorded: raised wherever this process happens to be
+    (in threading's lock bookkeeping, say, while a second signal from make arrives), it can surface
+    as another error, which main() then reports as the interrupt it was."""
     RECEIVED.append(signal.Signals(signum).name)
     raise Interrupted(RECEIVED[0])
 
