@@ -109,6 +109,7 @@ STORE = threading.Lock()  # held while a chapter is written back, so an interrup
 # set when a chapter's first cell starts: the worker that started its kernel has made the imports
 # that takes (nbclient, jupyter_client, IPython's paths), which prepare_pages must not race
 KERNEL_RUNNING = threading.Event()
+STOPPING = threading.Event()  # set when the build fails or is interrupted: no kernel starts after it
 
 
 def _digest(path: Path) -> str:
@@ -260,13 +261,15 @@ def execute(chapter: Path, timeout: int) -> tuple[object, dict, float]:
     client = NotebookClient(notebook, timeout=timeout, allow_errors=False, record_timing=False, shutdown_kernel="immediate",
                             kernel_manager_class=kernel_manager(scratch), resources={"metadata": {"path": str(chapter.parent)}},
                             on_cell_start=lambda cell, cell_index: (current.update(cell=cell_index + 1), KERNEL_RUNNING.set()))
+    if STOPPING.is_set():
+        raise Interrupted("stopping")
     if not sandbox.available():
         raise Failed(f"{where}: cannot be executed safely: this system offers no Landlock (Linux 5.13 or later), "
                      "which keeps a chapter from writing outside its scratch folder")
     start = time.perf_counter()
     log = (scratch / "kernel.log").open("w")
     try:
-        client.execute(env=kernel_env(scratch), stderr=log)
+        client.execute(env=kernel_env(scratch), stdout=log, stderr=log)  # never the build's own output
     except CellExecutionError as error:
         raise Failed(f"{where}: cell {current['cell']} raised {error.ename}: {error.evalue}".strip(), str(error)) from None
     except CellTimeoutError:
@@ -692,21 +695,31 @@ def _interrupt(signum, frame):
 
 def _stop_children() -> None:
     """Kernels (and the Chromium that prints the PDF) run in their own sessions, so a terminal's
-    Ctrl-C does not reach them: stop every process this build started."""
+    Ctrl-C does not reach them: stop every process this build started. STOPPING keeps workers from
+    starting kernels; one may still have been starting as the first list was taken, so the lists
+    are taken again until one comes back empty. (A kernel left running kept the build's output
+    open, and the `make book` that started it never ended.)"""
+    STOPPING.set()
     try:
         import psutil
-
-        children = psutil.Process().children(recursive=True)
-    except Exception:  # noqa: BLE001 (nothing to stop, or no way to list them)
+    except Exception:  # noqa: BLE001 (no way to list them)
         return
-    for child in children:
+    for _ in range(20):
         try:
-            child.kill()
+            children = psutil.Process().children(recursive=True)
         except Exception:  # noqa: BLE001
-            pass
-    # a kill is delivered asynchronously: wait until they have ended, so that nothing this build
-    # started outlives it
-    psutil.wait_procs(children, timeout=10)
+            return
+        if not children:
+            return
+        for child in children:
+            try:
+                child.kill()
+            except Exception:  # noqa: BLE001
+                pass
+        # a kill is delivered asynchronously: wait until they have ended, so that nothing this
+        # build started outlives it
+        psutil.wait_procs(children, timeout=10)
+        time.sleep(0.05)
 
 
 def _failed_where(error: BaseException) -> str:
@@ -729,6 +742,7 @@ def main() -> int:
                 status = build()
             except BaseException as error:
                 # still holding the lock: stop what this build started and remove its scratch folders
+                STOPPING.set()
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 STORE.acquire(timeout=30)  # let a chapter being written back finish
