@@ -704,7 +704,8 @@ def _stop_children() -> None:
         import psutil
     except Exception:  # noqa: BLE001 (no way to list them)
         return
-    for _ in range(20):
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
         try:
             children = psutil.Process().children(recursive=True)
         except Exception:  # noqa: BLE001
@@ -718,7 +719,7 @@ def _stop_children() -> None:
                 pass
         # a kill is delivered asynchronously: wait until they have ended, so that nothing this
         # build started outlives it
-        psutil.wait_procs(children, timeout=10)
+        psutil.wait_procs(children, timeout=max(0.1, deadline - time.monotonic()))
         time.sleep(0.05)
 
 
