@@ -695,11 +695,10 @@ def _interrupt(signum, frame):
 
 def _stop_children() -> None:
     """Kernels (and the Chromium that prints the PDF) run in their own sessions, so a terminal's
-    Ctrl-C does not reach them: stop every process this build started. STOPPING keeps workers from
-    starting kernels; one may still have been starting as the first list was taken, so the lists
-    are taken again until one comes back empty. (A kernel left running kept the build's output
+    Ctrl-C does not reach them: stop every process this build started. STOPPING (main() sets it
+    first) keeps workers from starting kernels; one may still have been starting as the first list
+    was taken, so the lists are taken again until one comes back empty. (A kernel left running kept the build's output
     open, and the `make book` that started it never ended.)"""
-    STOPPING.set()
     try:
         import psutil
     except Exception:  # noqa: BLE001 (no way to list them)
