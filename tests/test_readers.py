@@ -4,12 +4,14 @@ test_browser's desktop pass, helpers.export_every_chart), a citation and a last-
 every page (tipline/site/reader.py, _static/tipline-readers.js)."""
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
 import subprocess
 from html import unescape as html_unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 import yaml
@@ -348,6 +350,28 @@ def test_the_icon_font_keeps_every_icon_the_site_draws(built_site):
     font = TTFont(built_site / "_static" / "vendor" / "fontawesome" / "webfonts" / "fa-solid-900.woff2")
     assert drawn <= set(font.getBestCmap()), "an icon the site draws was cut from the font"
     assert len(font.getBestCmap()) < 100, "the icon font was not reduced to the icons in use"
+
+
+def test_a_cut_icon_font_is_the_same_bytes_in_every_build(tmp_path):
+    """A font cut down to the icons in use keeps the original's date: fontTools would write the time
+    of the build into it, so that two builds of the same sources published different fonts."""
+    import pydata_sphinx_theme
+    from fontTools.ttLib import TTFont
+
+    from tipline.site.reader import _subset_fonts
+
+    original = next(Path(pydata_sphinx_theme.__file__).parent.rglob("fa-solid-900.woff2"))
+    cut = []
+    for build in ("first", "second"):
+        fonts = tmp_path / build / "static" / "vendor" / "fontawesome" / "webfonts"
+        fonts.mkdir(parents=True)
+        shutil.copy(original, fonts / original.name)
+        _subset_fonts(tmp_path / build / "static", {0xF0C9, 0xF13D}, tmp_path / build / "kept")
+        cut.append((fonts / original.name).read_bytes())
+    font = TTFont(io.BytesIO(cut[0]))
+    assert set(font.getBestCmap()) == {0xF0C9, 0xF13D}
+    assert font["head"].modified == TTFont(original)["head"].modified, "the cut font carries the build's time"
+    assert cut[0] == cut[1]
 
 
 def test_unused_icon_rules_go_and_used_ones_stay():
@@ -748,3 +772,38 @@ def test_author_year_labels_and_letters_for_one_publisher_in_one_year():
     registry = pd.DataFrame({"source_id": ["b", "a", "c", "d", "e"], "publisher": ["P", "P", "P", "Q", "Q"],
                              "published": ["2024-05", "2024-01", "2023", "n.d.", "n.d."], "title": ["x", "y", "z", "u", "v"]})
     assert cited_years(registry) == {"a": "2024a", "b": "2024b", "c": "2023", "d": "n.d.-a", "e": "n.d.-b"}
+
+
+def test_an_entry_is_formatted_once_and_a_changed_entry_again():
+    """bibstyle keeps each entry's formatted text by what the entry is made of: the same entry
+    (as sphinxcontrib-bibtex asks twice a build) is formatted once, and an entry with the same key
+    but another title or author is formatted afresh, never shown with the kept text."""
+    from pybtex.backends.plaintext import Backend
+    from pybtex.database import Entry, Person
+
+    from tipline.site import bibstyle
+
+    def entry(title, author="Office of Juvenile Justice and Delinquency Prevention"):
+        made = Entry("misc", fields={"title": title, "year": "2025", "url": "https://example.org/a"},
+                     persons={"author": [Person("{" + author + "}")]})
+        made.key = "ojjdp_test_entry"
+        return made
+
+    bibstyle.register()
+    style, formatted = bibstyle.Style(), []
+    original = bibstyle.Plain.format_entry
+
+    def counted(self, label, made, bib_data=None):
+        formatted.append(made.fields["title"])
+        return original(self, label, made, bib_data)
+
+    bibstyle.Plain.format_entry = counted
+    try:
+        texts = [style.format_entry(label, made).text.render(Backend())
+                 for label, made in [("a", entry("A title")), ("b", entry("A title")),
+                                     ("a", entry("Another \\& title")), ("a", entry("A title", "Someone else"))]]
+    finally:
+        bibstyle.Plain.format_entry = original
+    assert formatted == ["A title", "Another \\& title", "A title"], formatted
+    assert texts[0] == texts[1] and "Another & title" in texts[2] and "Someone else" in texts[3], texts
+    assert style.format_entry("z", entry("A title")).label == "z"

@@ -410,10 +410,11 @@ LATER_IMPORTS = ["sphinx.builders.html", "myst_nb.sphinx_ext", "altair", "jsonsc
 
 
 def prepare_pages(answered: Future) -> None:
-    """Import what the pages phase will (LATER_IMPORTS, Sphinx, its theme and every extension) and
-    register the bibliography's plugins: a build that executes chapters does this on a worker
-    meanwhile (execute_stale), about 2 s that the pages phase, on one core, no longer spends. A
-    module that fails to import is left to Sphinx, which names it.
+    """Import what the pages phase will (LATER_IMPORTS, Sphinx, its theme and every extension),
+    register the bibliography's plugins and format its entries (bibstyle.warm): a build that
+    executes chapters does this on a worker meanwhile (execute_stale), about 2.5 s that the pages
+    phase, on one core, no longer spends. A module that fails to import, or an entry that cannot
+    be read, is left to Sphinx, which names it.
 
     Not while another thread imports: two threads importing modules in different orders can
     deadlock (Python then refuses one of the imports). So only once a kernel runs (starting the
@@ -430,6 +431,9 @@ def prepare_pages(answered: Future) -> None:
         with suppress(Exception):
             importlib.import_module(name)
     bibstyle.register()
+    with suppress(Exception):  # an entry pybtex cannot read is Sphinx's to name
+        for bib in config.get("bibtex_bibfiles", []):
+            bibstyle.warm(BOOK / bib)
 
 
 def sphinx(fresh: bool, every_page: bool) -> None:

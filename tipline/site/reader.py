@@ -576,7 +576,7 @@ def _subset_fonts(static: Path, codes: set[int], kept: Path) -> None:
 
     for path in sorted(static.glob("vendor/fontawesome/webfonts/*.woff2")):
         original = path.read_bytes()
-        font = TTFont(io.BytesIO(original))
+        font = TTFont(io.BytesIO(original), recalcTimestamp=False)  # the same bytes from every build
         keep = [code for code in sorted(codes) if code in font.getBestCmap()]
         key = hashlib.sha256(original + repr(keep).encode()).hexdigest()[:20]
         cached = kept / f".font-{path.stem}-{key}.woff2"
