@@ -173,3 +173,30 @@ def test_task_force_funnel_rules_catch_bad_rows():
     problems = _funnel_problems(funnels)
     assert any("exceeds tips received" in p for p in problems), problems
     assert any("ends before it starts" in p for p in problems), problems
+
+
+def test_icac_feedback_per_100_reports_is_computed_from_the_two_files(monkeypatch):
+    """model.icac_feedback, which four chapters quote, against the rows of feedback.csv and
+    recipients.csv read by the csv module; a feedback year without ICAC deliveries is refused."""
+    import csv
+
+    from tipline.estimates import model
+
+    table = model.icac_feedback()
+    with (DATA / "feedback.csv").open(newline="", encoding="utf-8") as handle:
+        given = {int(r["year"]): int(r["feedback_instances"]) for r in csv.DictReader(handle) if r["recipient"] == "icac"}
+    made = {}
+    with (DATA / "recipients.csv").open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["recipient"] == "icac":
+                made.setdefault(int(row["year"]), {})[row["label"]] = int(row["reports"])
+    assert list(table.index) == sorted(given) and len(given) >= 3
+    for year, feedback in given.items():
+        assert table.loc[year, "feedback"] == feedback
+        assert table.loc[year, "per_100_actionable"] == pytest.approx(100 * feedback / made[year]["actionable"], rel=1e-12)
+        assert table.loc[year, "per_100"] == pytest.approx(100 * feedback / sum(made[year].values()), rel=1e-12)
+    frames = {name: load_all(DATA)[name] for name in ("feedback", "recipients")}
+    frames["recipients"] = frames["recipients"][frames["recipients"]["year"] != min(given)]
+    monkeypatch.setattr(model, "load", lambda name: frames[name].copy())
+    with pytest.raises(ValueError, match=rf"no ICAC actionable and informational counts for the feedback years \[{min(given)}\]"):
+        model.icac_feedback()

@@ -98,3 +98,31 @@ def test_every_code_cell_is_hidden_or_removed():
              for index, cell in enumerate(nbformat.read(path, as_version=4).cells)
              if cell.cell_type == "code" and not {"remove-cell", "hide-input", "remove-input"} & set(cell.metadata.get("tags", []))]
     assert not shown, "code shown to readers without a tag: " + "; ".join(shown)
+
+
+# a chapter tells the story and calls the package: its analysis and chart code live in tipline/
+MAX_CODE_LINES = 150
+
+
+def chapter_problems(book) -> list[str]:
+    """More than MAX_CODE_LINES non-blank lines of code (comments count), or a table shown through
+    pandas' Styler instead of tipline.presentation.tables (the Styler leaves cell text unescaped
+    unless each call asks otherwise)."""
+    code = [cell.source for cell in book.cells if cell.cell_type == "code"]
+    lines = sum(1 for source in code for line in source.splitlines() if line.strip())
+    problems = [f"{lines} lines of code: move analysis or charts into tipline/"] if lines > MAX_CODE_LINES else []
+    return problems + [f"a table through pandas' Styler: {source[:80]!r}" for source in code if re.search(r"\.style\b", source)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_chapter_holds_prose_and_calls_not_the_analysis(path):
+    assert not chapter_problems(nbformat.read(path, as_version=4))
+
+
+def test_the_chapter_check_sees_long_code_and_a_styler():
+    code = nbformat.v4.new_code_cell
+    assert not chapter_problems(nbformat.v4.new_notebook(cells=[code("x = 1\n\n" * (MAX_CODE_LINES - 1) + "# styles.stylesheet")]))
+    long = nbformat.v4.new_notebook(cells=[code("x = 1\n" * (MAX_CODE_LINES + 1))])
+    assert chapter_problems(long) == [f"{MAX_CODE_LINES + 1} lines of code: move analysis or charts into tipline/"]
+    styled = nbformat.v4.new_notebook(cells=[code('versions.style.hide(axis="index")')])
+    assert len(chapter_problems(styled)) == 1 and "Styler" in chapter_problems(styled)[0]

@@ -124,6 +124,16 @@ def _best_rows(funnels: pd.DataFrame) -> tuple[dict, list]:
     return best, beaten
 
 
+def fullest_ladder() -> tuple[str, str, pd.DataFrame]:
+    """The unit-period whose usable exact counts reach the most stages (the first such, in the order
+    of `observations`): its unit's name, its first year, and its rows indexed by stage (tips, count)."""
+    exact = observations()
+    exact = exact[exact["usable"] & (exact["kind"] == "exact")]
+    name, start = exact.groupby(["unit_name", "period_start"])["stage"].nunique().idxmax()
+    rows = exact[(exact["unit_name"] == name) & (exact["period_start"] == start)].set_index("stage")
+    return name, str(start)[:4], rows
+
+
 def observations(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per unit-period and stage: tips, the stage's count, and how it enters.
 

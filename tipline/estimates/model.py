@@ -32,6 +32,27 @@ def us_agency_reports() -> pd.DataFrame:
     return table
 
 
+def icac_feedback() -> pd.DataFrame:
+    """ICAC task forces' feedback to NCMEC per year (feedback.csv), beside the reports NCMEC made
+    available to them (recipients.csv), for the years feedback.csv gives: `feedback` (instances),
+    `actionable`, `informational`, `made_available` (the two together), and feedback per 100
+    actionable reports and per 100 reports made available (`per_100_actionable`, `per_100`). Per
+    100 actionable reports is the base NCMEC's 2022 relabelling of the two moved least."""
+    feedback = load("feedback")
+    feedback = feedback[feedback["recipient"] == "icac"].set_index("year")["feedback_instances"].sort_index()
+    recipients = load("recipients")
+    icac = recipients[recipients["recipient"] == "icac"].pivot(index="year", columns="label", values="reports")
+    table = pd.DataFrame({"feedback": feedback, "actionable": icac["actionable"].reindex(feedback.index),
+                          "informational": icac["informational"].reindex(feedback.index)})
+    table["made_available"] = table["actionable"] + table["informational"]
+    if table.isna().any().any():
+        missing = sorted(table.index[table.isna().any(axis=1)])
+        raise ValueError(f"recipients.csv: no ICAC actionable and informational counts for the feedback years {missing}")
+    table["per_100_actionable"] = 100 * table["feedback"] / table["actionable"]
+    table["per_100"] = 100 * table["feedback"] / table["made_available"]
+    return table
+
+
 def downstream(agency: str, measure: str) -> pd.Series:
     """A single-year downstream series (e.g. ICAC arrests) indexed by year."""
     rows = load("downstream")

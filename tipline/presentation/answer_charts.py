@@ -4,7 +4,9 @@ Every chart here is drawn for a 375 px phone first: width "container", short lab
 full text in the tooltip and in the data table under the chart, legends below the plot in one
 column. `interval_chart` is the one dot-and-interval chart (outcome shares, the two routes,
 counts on a log axis); `condition_chart` draws the plane in which the most common outcome flips,
-with the evidence on it; `sensitivity_table` and `scores_table` are the tables that go with them.
+with the evidence on it; `sensitivity_table` and `scores_table` are the tables that go with them;
+`ladder_table` lays out the rungs from receipt to conviction, and `route_rows` the two routes'
+report-begun cases for `interval_chart`.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pandas as pd
 
 from ..estimates import condition, funnels, outcomes
 from ..evidence.data import sources
-from .text import estimate, percent
+from .text import count, estimate, percent
 
 FIT = alt.AutoSizeParams(type="fit-x", contains="padding")
 LINE_COLOURS = ["#9ab8d8", "#4f81b8", "#1f5a96", "#0b2f57"]
@@ -255,3 +257,46 @@ def prior_table(priors: pd.DataFrame) -> pd.DataFrame:
         rows.append({"Parameter": outcomes.PARAMETER_LABELS.get(name, row["meaning"]), "Prior": shape,
                      "Middle 90%": f"{low:.2f} to {high:.2f}", "Evidence": row["justification"]})
     return pd.DataFrame(rows)
+
+
+def ladder_table(main: dict, year: int, ladder: tuple[str, str, pd.DataFrame], backlog: pd.Series, lag: float) -> pd.DataFrame:
+    """The ladder from receipt to conviction: each rung, what it counts, the figure for the headline
+    `year` (`main`: answer.json's top-down entry for it; the model's classes as medians and intervals; the
+    rungs it does not model from the task force of `ladder`, funnels.fullest_ladder, or from the
+    backlog row of task_force_funnels.csv) and whether it is measured. `lag`: the longest lag the
+    model allows between a report and its investigation, in years."""
+    name, start, rows = ladder
+    outcome = main["outcomes"]
+
+    def at_unit(stage: str) -> str:
+        return f"{rows.loc[stage, 'count']:,} for {rows.loc[stage, 'tips']:,} tips at {name}, {start}"
+
+    waiting = (f"{backlog['unit_name']} said in {str(backlog['period_start'])[:4]} that clearing its backlog would take "
+               f"about {backlog['value']:g} years")
+    return pd.DataFrame([
+        ("Received", "actionable reports NCMEC made available to ICAC task forces and local agencies", f"{count(main['reports'])} reports", "yes, by NCMEC"),
+        ("Reviewed (triage)", "a task force reads the report and decides what to do", "nearly all, by the task forces' own accounts", "not counted nationally"),
+        ("No case opened (a class of the model)", f"not taken into any investigation in ICAC's count within the lag the model allows (up to {lag:g} of a year)",
+         estimate(outcome["never_investigated"]), "no: inferred"),
+        ("… of which still waiting", "reviewed, queued for longer than the lag", waiting, "one unit"),
+        ("… handed outside ICAC", "passed to an agency that is not an ICAC affiliate", "reported in words, never counted", "no"),
+        ("… folded into another case", "about a suspect already under investigation begun otherwise", "never counted", "no"),
+        ("Case opened, no arrest (a class of the model)", "taken into an investigation in ICAC's count, with no arrest",
+         estimate(outcome["investigated_no_arrest"]), "no: inferred"),
+        ("Legal process", "a search warrant or subpoena", at_unit("warrants"), "one unit"),
+        ("Arrest (a class of the model)", "an arrest in the case that took the report in", estimate(outcome["arrest"]), "ICAC counts arrests, not by origin"),
+        ("Charge", "an indictment or charge", at_unit("charges"), "one unit"),
+        ("Conviction", "a conviction after the arrest", f"{estimate(outcome['conviction'])} (federal ratios)", "no: federal ratios from another decade"),
+    ], columns=["Rung", "What is counted", f"{year}, genuine U.S. reports", "Measured?"])
+
+
+ROUTES = (("Top-down (ICAC's counts)", "report_begun_top_down"), ("Bottom-up (task forces' rates)", "predicted_from_tips_bottom_up"))
+
+
+def route_rows(reconciliation: dict) -> pd.DataFrame:
+    """interval_chart's rows for the two routes' report-begun investigations and arrests, per year
+    (answer.json's `reconciliation`)."""
+    return pd.DataFrame([{"What": f"{stage.capitalize()}, {year}", "Series": series, "Middle": entry[stage][key]["median"],
+                          "Low end": entry[stage][key]["low"], "High end": entry[stage][key]["high"]}
+                         for year, entry in reconciliation.items() for stage in ("investigations", "arrests")
+                         for series, key in ROUTES])
