@@ -81,7 +81,8 @@ def test_nbval_fails_when_a_csv_value_changes(tmp_path, edited_data):
     failed = [outcome[0] for outcome in outcomes if outcome]
     assert failed, changed.stdout[-2000:]
     assert all(f.tag == "failure" and "Cell outputs differ" in (f.text or "") + f.get("message", "") for f in failed), changed.stdout[-3000:]
-    # the control: the same copy, with the value back, passes (this run has no sanitizing rules)
+    # the control: the same copy, with the value back, passes (nbval has no sanitizing rules: every
+    # output of every chapter must come out the same on every run)
     edited_data.replace("recipients.csv", "2024,icac,actionable,816362", "2024,icac,actionable,816361")
     unchanged = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert unchanged.returncode == 0, unchanged.stdout[-2000:]
