@@ -42,6 +42,22 @@ def test_every_chapter_is_stamped_with_its_current_inputs(chapter):
     assert reason is None, f"chapters/{chapter.name}: {reason}: run `make book` and commit the chapter"
 
 
+def test_the_longest_chapters_execute_first_and_those_reading_the_answer_once_others_are_under_way(tmp_path):
+    sizes = {"big": 9000, "mid": 5000, "small": 1000, "answer_big": 8000, "answer_small": 2000, "quick": 3000, "other": 4000}
+    paths = {}
+    for name, size in sizes.items():
+        paths[name] = tmp_path / f"{name}.ipynb"
+        paths[name].write_bytes(b"x" * size)
+    reads = {path: name.startswith("answer") for name, path in paths.items()}
+    order = lambda *args: [path.stem for path in build.execution_order(reads, *args)]  # noqa: E731
+    # answer.json kept: longest first, by size without a timing, by the last time with one
+    assert order({}, False, 2) == ["big", "answer_big", "mid", "other", "quick", "answer_small", "small"]
+    assert order({"small": 30.0, "big": 0.0005}, False, 2) == ["small", "answer_big", "mid", "other", "quick", "answer_small", "big"]
+    # answer.json to compute: the three longest that do not read it per other worker go first
+    assert order({}, True, 2) == ["big", "mid", "other", "answer_big", "quick", "answer_small", "small"]
+    assert order({}, True, 3)[:6] == ["big", "mid", "other", "quick", "small", "answer_big"]
+
+
 def test_a_stamp_names_the_input_that_changed():
     notebook = nbformat.read(ROOT / "chapters" / "01_referral.ipynb", as_version=4)
     stamp = notebook.metadata[build.STAMP]

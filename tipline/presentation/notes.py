@@ -126,12 +126,12 @@ def cited_years(registry: pd.DataFrame) -> dict[str, str]:
     one publisher has several sources in a year, a letter tells them apart in the text and in the
     bibliography alike ("2024a", "2024b"; "n.d.-a"), in the order of publication date, then title."""
     rows = registry.reset_index() if "source_id" not in registry.columns else registry
+    rows = rows.assign(year=rows["published"].map(_year)).sort_values(["published", "title", "source_id"], kind="stable")
+    groups = rows.groupby(["publisher", "year"], sort=False)["source_id"]
     found = {}
-    for _, group in rows.assign(year=rows["published"].map(_year)).groupby(["publisher", "year"], sort=False):
-        group = group.sort_values(["published", "title", "source_id"])
-        for index, row in enumerate(group.itertuples(index=False)):
-            letter = "abcdefghijklmnopqrstuvwxyz"[index] if len(group) > 1 else ""
-            found[row.source_id] = row.year + (("-" if row.year == "n.d." else "") + letter if letter else "")
+    for source_id, year, position, size in zip(rows["source_id"], rows["year"], groups.cumcount(), groups.transform("size")):
+        letter = "abcdefghijklmnopqrstuvwxyz"[position] if size > 1 else ""
+        found[source_id] = year + (("-" if year == "n.d." else "") + letter if letter else "")
     return found
 
 

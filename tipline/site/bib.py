@@ -17,6 +17,8 @@ import re
 
 from pathlib import Path
 
+import pandas as pd
+
 from ..evidence.data import DATA, ROOT, load_all
 from ..presentation.notes import cited_years
 
@@ -27,9 +29,11 @@ def _escape(text: str) -> str:
     return re.sub(r"([&%#_])", r"\\\1", text)
 
 
-def render(data_dir: Path = DATA) -> str:
+def render(data_dir: Path = DATA, registry: pd.DataFrame | None = None) -> str:
+    """references.bib's text from the registry of sources (data_dir's sources.csv, or `registry`
+    when the caller has it loaded and validated already)."""
     entries = []
-    registry = load_all(data_dir)["sources"]
+    registry = load_all(data_dir)["sources"] if registry is None else registry
     years = cited_years(registry)  # "2024a", "2024b" where one publisher has several in a year
     for row in registry.itertuples(index=False):
         year = years[row.source_id]

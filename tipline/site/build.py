@@ -53,6 +53,7 @@ import pickle
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -322,11 +323,26 @@ def uses_answer(notebook) -> bool:
     return any("answer" in cell.source for cell in notebook.cells if cell.cell_type == "code")
 
 
+def execution_order(reads_answer: dict[Path, bool], timings: dict[str, float], computing: bool, workers: int) -> list[Path]:
+    """The order in which the chapters (each with whether it reads answer.json) are handed to the
+    workers: the longest first (by the chapter's last time in `timings`; without one, the largest
+    notebook is taken to be the slowest), so that the last to finish are short and no worker runs
+    alone for long at the end. A chapter that reads answer.json waits for it: while it is being
+    computed (`computing`, on a worker of its own), the three longest chapters per other worker
+    that do not read it go first."""
+    chapters = sorted(reads_answer, key=lambda chapter: -timings.get(chapter.stem, chapter.stat().st_size / 1e6))
+    if computing:
+        lead = [chapter for chapter in chapters if not reads_answer[chapter]][:3 * max(1, workers - 1)]
+        chapters = lead + [chapter for chapter in chapters if chapter not in lead]
+    return chapters
+
+
 def execute_stale(stale: dict[Path, str], shared: dict) -> Path:
     """answer.json kept first, then every stale chapter executed in place; returns answer.json."""
     import nbformat
 
     from ..estimates import kept as kept_answer
+    from . import bundle  # noqa: F401 (imported here, before the workers start: prepare_pages uses it)
 
     notebooks = {chapter: nbformat.read(chapter, as_version=4) for chapter in stale}
     timeout = int(_config().get("execute", {}).get("timeout", 180))
@@ -371,13 +387,9 @@ def execute_stale(stale: dict[Path, str], shared: dict) -> Path:
             TIMINGS.write_text(json.dumps(timings, indent=1, sort_keys=True))
             _say(f"executing {done}/{len(stale)} {chapter.stem} ... {took:.1f} s")
 
-    # without a timing yet, the largest notebooks are taken to be the slowest; those that read
-    # answer.json go after the others, so no worker waits for it while there is other work
-    def order(chapter: Path):
-        return uses_answer(notebooks[chapter]), -timings.get(chapter.stem, chapter.stat().st_size / 1e6)
-
-    chapters = sorted(stale, key=order)
     workers = worker_count()
+    computing = kept_answer.kept_text(kept_answer.kept_path()) is None
+    chapters = execution_order({chapter: uses_answer(notebooks[chapter]) for chapter in stale}, timings, computing, workers)
     started = time.perf_counter()
     jobs = [lambda chapter=chapter: run(chapter) for chapter in chapters]
     if chapters:  # the pages' imports, before the chapters that wait for answer.json (prepare_pages)
@@ -410,18 +422,25 @@ LATER_IMPORTS = ["sphinx.builders.html", "myst_nb.sphinx_ext", "altair", "jsonsc
 
 
 def prepare_pages(answered: Future) -> None:
-    """Import what the pages phase will (LATER_IMPORTS, Sphinx, its theme and every extension),
-    register the bibliography's plugins and format its entries (bibstyle.warm): a build that
-    executes chapters does this on a worker meanwhile (execute_stale), about 2.5 s that the pages
-    phase, on one core, no longer spends. A module that fails to import, or an entry that cannot
+    """Make the chart bundle, import what the pages phase will (LATER_IMPORTS, Sphinx, its theme
+    and every extension), register the bibliography's plugins and format its entries
+    (bibstyle.warm): a build that executes chapters does this on a worker meanwhile
+    (execute_stale), 2.5 s that the pages phase, on one core, no longer spends (4.5 s in a new
+    checkout, which has no kept bundle). A module that fails to import, or an entry that cannot
     be read, is left to Sphinx, which names it.
 
     Not while another thread imports: two threads importing modules in different orders can
     deadlock (Python then refuses one of the imports). So only once a kernel runs (starting the
     first one imports what myst-nb imports too: nbclient, jupyter_client) and answer.json is kept
     (computing it imports scipy's parts as it goes)."""
-    from . import bibstyle
+    from . import bibstyle, bundle
 
+    # the chart bundle first, in a process of its own: bundling holds the interpreter's lock for
+    # about 2 s, which would stall the other worker's kernel
+    if not STOPPING.is_set() and not bundle.is_kept(BUILD):
+        made = subprocess.run([sys.executable, "-m", "tipline.site.bundle", str(BUILD)], cwd=BOOK, capture_output=True, text=True)
+        if made.returncode == 0 and made.stderr.strip():  # a damaged kept bundle, made again; a failure
+            _say(made.stderr.strip(), sys.stderr)          # is the pages phase's to report, as without this
     if not KERNEL_RUNNING.wait(timeout=600):
         return
     with suppress(Exception):  # a failure is the answer's job to report
@@ -594,8 +613,9 @@ def site_inputs() -> dict:
             "look": tree([BOOK / name for name in LOOK])}
 
 
-def write_bibliography() -> None:
-    """references.bib from data/sources.csv (python -m tipline.site.bib), when either has changed."""
+def write_bibliography(registry) -> None:
+    """references.bib from data/sources.csv (python -m tipline.site.bib), when either has changed;
+    `registry`: the sources as validated."""
     from ..evidence.data import DATA
     from . import bib
 
@@ -606,7 +626,7 @@ def write_bibliography() -> None:
 
     if seen.exists() and seen.read_text() == inputs():
         return
-    text = bib.render(DATA)
+    text = bib.render(DATA, registry)
     if not target.exists() or target.read_text() != text:
         target.write_text(text)
         _say("references.bib regenerated from data/sources.csv")
@@ -647,10 +667,10 @@ def build() -> int:
     started = time.perf_counter()
     recover()
     try:
-        validate()
+        frames = validate()
     except DataError as error:
         raise Failed(str(error)) from None
-    write_bibliography()
+    write_bibliography(frames["sources"])
 
     shared = settings()
     datasets = dataset_files()

@@ -35,34 +35,17 @@ from pathlib import Path
 
 from docutils import nodes
 
+from . import bundle
+
 BUNDLE = "tipline-charts.js"
 # The bundle only: _static/tipline-site.js (which jupyter-book adds to every page itself) draws
 # the charts of a page, each in the layout made for the width it is given.
 
 
 def _write_bundle(outdir: Path, keep: Path) -> None:
-    from importlib.metadata import version
-
-    import vl_convert
-
     target = outdir / "_static" / BUNDLE
     target.parent.mkdir(parents=True, exist_ok=True)
-    # bundling takes over a second: keep the result in `keep` (the book's _build, which outlives
-    # Sphinx's tree), keyed by the package version, with its hash, so a damaged copy is made again
-    # rather than published
-    keep.mkdir(parents=True, exist_ok=True)
-    cached = keep / f".vega-bundle-{version('vl-convert-python')}.js"
-    digest = cached.with_name(cached.name + ".sha256")
-    if cached.exists() and (not digest.exists() or hashlib.sha256(cached.read_bytes()).hexdigest() != digest.read_text()):
-        print(f"{cached}: damaged (its hash does not match): removed, bundling again", file=sys.stderr, flush=True)
-        cached.unlink()
-    if not cached.exists():  # written whole: an interrupted build never leaves half a bundle to reuse
-        bundle = vl_convert.javascript_bundle()
-        part = cached.with_name(cached.name + ".part")
-        part.write_text(bundle)
-        digest.write_text(hashlib.sha256(part.read_bytes()).hexdigest())
-        part.replace(cached)
-    code = "(function(){\n" + cached.read_text() + "\n})();\n"
+    code = "(function(){\n" + bundle.kept(keep).read_text() + "\n})();\n"
     if not target.exists() or target.read_text() != code:
         target.write_text(code)
 
