@@ -29,7 +29,7 @@ import pytest
 
 import helpers
 from helpers import ROOT, VENV, book_command, copy_built, executed, failure, make_book, snapshot, stale
-from tipline.site import build, reader
+from tipline.site import build, reader, sandbox
 
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
@@ -338,7 +338,7 @@ def test_a_read_only_build_folder_ends_in_one_build_failed_line(mini, tmp_path):
     (tmp_path / "scratch").mkdir()
     command, env = book_command(mini)
     # Landlock makes _build read-only even for root, where chmod would not
-    command = [sys.executable, "-m", "tipline.site.sandbox", str(tmp_path / "scratch"), "/dev", "--"] + command
+    command = sandbox.command([str(tmp_path / "scratch"), "/dev"], command)
     result = subprocess.run(command, cwd=mini, env=env, capture_output=True, text=True, timeout=120)
     assert "_build/.lock: cannot write: Permission denied" in failure(result)
     assert "Traceback" not in result.stdout + result.stderr
