@@ -438,7 +438,8 @@ def prepare_pages(answered: Future) -> None:
     # the chart bundle first, in a process of its own: bundling holds the interpreter's lock for
     # about 2 s, which would stall the other worker's kernel
     if not STOPPING.is_set() and not bundle.is_kept(BUILD):
-        made = subprocess.run([sys.executable, "-m", "tipline.site.bundle", str(BUILD)], cwd=BOOK, capture_output=True, text=True)
+        # as an isolated script, like the sandbox: `-m tipline.site.bundle` would import pandas first
+        made = subprocess.run([sys.executable, "-I", bundle.__file__, str(BUILD)], cwd=BOOK, capture_output=True, text=True)
         if made.returncode == 0 and made.stderr.strip():  # a damaged kept bundle, made again; a failure
             _say(made.stderr.strip(), sys.stderr)          # is the pages phase's to report, as without this
     if not KERNEL_RUNNING.wait(timeout=600):

@@ -5,7 +5,7 @@ Bundling takes about 2 s and holds the interpreter's lock throughout, so the res
 book's _build (which outlives Sphinx's tree) under the package's version, with its hash: made when
 it is missing, made again (and said so) when it does not match its hash, never published damaged.
 A build that executes chapters makes it beforehand, in a process of its own, while the chapters
-run (tipline.site.build.prepare_pages: `python -m tipline.site.bundle _build`).
+run (tipline.site.build.prepare_pages: `python -I tipline/site/bundle.py _build`).
 """
 from __future__ import annotations
 
