@@ -354,7 +354,8 @@ def test_the_icon_font_keeps_every_icon_the_site_draws(built_site):
 
 def test_a_cut_icon_font_is_the_same_bytes_in_every_build(tmp_path):
     """A font cut down to the icons in use keeps the original's date: fontTools would write the time
-    of the build into it, so that two builds of the same sources published different fonts."""
+    of the build into it, so that two builds of the same sources published different fonts. A
+    damaged kept copy is cut again."""
     import pydata_sphinx_theme
     from fontTools.ttLib import TTFont
 
@@ -372,6 +373,14 @@ def test_a_cut_icon_font_is_the_same_bytes_in_every_build(tmp_path):
     assert set(font.getBestCmap()) == {0xF0C9, 0xF13D}
     assert font["head"].modified == TTFont(original)["head"].modified, "the cut font carries the build's time"
     assert cut[0] == cut[1]
+    # the kept copy is what the next build publishes; damaged, it is cut again, not published
+    (kept,) = (tmp_path / "first" / "kept").glob(".font-fa-solid-900-*.woff2")
+    fonts = tmp_path / "first" / "static" / "vendor" / "fontawesome" / "webfonts"
+    for damage in (b"wOF2 cut short", kept.read_bytes()[:-1] + b"\0"):
+        kept.write_bytes(damage)
+        shutil.copy(original, fonts / original.name)
+        _subset_fonts(tmp_path / "first" / "static", {0xF0C9, 0xF13D}, tmp_path / "first" / "kept")
+        assert (fonts / original.name).read_bytes() == cut[0] == kept.read_bytes()
 
 
 def test_unused_icon_rules_go_and_used_ones_stay():
