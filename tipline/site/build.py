@@ -345,17 +345,20 @@ def execute_stale(stale: dict[Path, str], shared: dict) -> Path:
     from . import bundle  # noqa: F401 (imported here, before the workers start: prepare_pages uses it)
 
     notebooks = {chapter: nbformat.read(chapter, as_version=4) for chapter in stale}
+    reads_answer = {chapter: uses_answer(notebook) for chapter, notebook in notebooks.items()}
     timeout = int(_config().get("execute", {}).get("timeout", 180))
     datasets = dataset_files()
     before = {"datasets": {name: _digest(path) for name, path in datasets.items()},
               "modules": {path.relative_to(BOOK).as_posix(): _digest(path) for path in (BOOK / "tipline").rglob("*.py")}}
     answered: Future = Future()
     kept: list[Path] = []
+    kept_path = kept_answer.kept_path()
+    computing = kept_answer.kept_text(kept_path) is None  # the model (scipy and all) is imported only to compute it
 
     def keep_answer() -> None:
         try:
-            path = kept_answer.kept_path()
-            if kept_answer.kept_text(path) is None:  # the model (scipy and all) is imported only to compute it
+            path = kept_path
+            if computing:
                 from ..estimates import answer
 
                 path = answer.keep()
@@ -374,7 +377,7 @@ def execute_stale(stale: dict[Path, str], shared: dict) -> Path:
 
     def run(chapter: Path) -> None:
         nonlocal done, total
-        if uses_answer(notebooks[chapter]):
+        if reads_answer[chapter]:
             answered.result()
         read_as = chapter.read_bytes()
         executed, found, took = execute(chapter, timeout)
@@ -388,12 +391,11 @@ def execute_stale(stale: dict[Path, str], shared: dict) -> Path:
             _say(f"executing {done}/{len(stale)} {chapter.stem} ... {took:.1f} s")
 
     workers = worker_count()
-    computing = kept_answer.kept_text(kept_answer.kept_path()) is None
-    chapters = execution_order({chapter: uses_answer(notebooks[chapter]) for chapter in stale}, timings, computing, workers)
+    chapters = execution_order(reads_answer, timings, computing, workers)
     started = time.perf_counter()
     jobs = [lambda chapter=chapter: run(chapter) for chapter in chapters]
     if chapters:  # the pages' imports, before the chapters that wait for answer.json (prepare_pages)
-        first_waiting = next((i for i, chapter in enumerate(chapters) if uses_answer(notebooks[chapter])), len(chapters))
+        first_waiting = next((i for i, chapter in enumerate(chapters) if reads_answer[chapter]), len(chapters))
         jobs.insert(max(first_waiting, min(workers, len(chapters))), lambda: prepare_pages(answered))
     in_parallel([keep_answer] + jobs, workers)
     if chapters:
