@@ -11,10 +11,10 @@ import pandas as pd
 
 from ..estimates import outcomes
 from . import tables
+from .text import qualified
 
 WHERE = {"us": "United States", "international": "Outside the U.S.", "unknown": "Unknown"}
-# the words a qualified count starts with, and the mark after a figure that is not from the publisher itself
-QUALIFIER_WORDS = {"exact": "", "about": "about ", "more_than": "more than ", "at_least": "at least "}
+# the mark after a figure that is not from the publisher itself
 GRADE_MARKS = {"primary": "", "transcription": " \u2020", "secondary": " \u2021"}
 
 
@@ -32,7 +32,7 @@ def location_chart(split: pd.DataFrame) -> alt.Chart:
 
 def shown_counts(counts: pd.DataFrame) -> pd.Series:
     """Each count as the tables print it: its qualifier's words, the number, and its grade's mark."""
-    return pd.Series([QUALIFIER_WORDS[q] + f"{v:,}" + GRADE_MARKS[g]
+    return pd.Series([qualified(v, q) + GRADE_MARKS[g]
                       for q, v, g in zip(counts["qualifier"], counts["reports"], counts["grade"])], index=counts.index)
 
 
