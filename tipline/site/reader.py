@@ -29,6 +29,7 @@ import yaml
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
+from . import bundle
 from .pdf import NAME as PDF_NAME
 
 CHART = re.compile(r'<div class="tipline-chart" id="([^"]+)"')
@@ -577,28 +578,23 @@ def _subset_fonts(static: Path, codes: set[int], kept: Path) -> None:
         original = path.read_bytes()
         key = hashlib.sha256(original + repr(sorted(codes)).encode()).hexdigest()[:20]
         cached = kept / f".font-{path.stem}-{key}.woff2"
-        digest = cached.with_name(cached.name + ".sha256")
-        if cached.is_file() and digest.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == digest.read_text():
-            path.write_bytes(cached.read_bytes())
-            continue
-        from fontTools import subset
-        from fontTools.ttLib import TTFont
+        cut = bundle.whole(cached)
+        if cut is None:
+            from fontTools import subset
+            from fontTools.ttLib import TTFont
 
-        font = TTFont(io.BytesIO(original), recalcTimestamp=False)  # the same bytes from every build
-        options = subset.Options()
-        options.flavor = "woff2"
-        options.layout_features = ["*"]
-        subsetter = subset.Subsetter(options)
-        subsetter.populate(unicodes=[code for code in sorted(codes) if code in font.getBestCmap()])
-        subsetter.subset(font)
-        out = io.BytesIO()
-        font.save(out)
-        path.write_bytes(out.getvalue())
-        kept.mkdir(parents=True, exist_ok=True)
-        part = cached.with_name(cached.name + ".part")  # written whole: never half a font to reuse
-        part.write_bytes(out.getvalue())
-        digest.write_text(hashlib.sha256(out.getvalue()).hexdigest())
-        part.replace(cached)
+            font = TTFont(io.BytesIO(original), recalcTimestamp=False)  # the same bytes from every build
+            options = subset.Options()
+            options.flavor = "woff2"
+            options.layout_features = ["*"]
+            subsetter = subset.Subsetter(options)
+            subsetter.populate(unicodes=[code for code in sorted(codes) if code in font.getBestCmap()])
+            subsetter.subset(font)
+            out = io.BytesIO()
+            font.save(out)
+            cut = out.getvalue()
+            bundle.keep(cached, cut)
+        path.write_bytes(cut)
 
 
 def _lighter(app, exception) -> None:
