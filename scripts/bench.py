@@ -14,7 +14,7 @@ the tests' helpers: tests/helpers.py copies and builds books and serves them as 
 * `make check` and `make test` in the working tree, each --repeat times (default 3; the median is
   reported), with the processor time the whole machine was busy meanwhile (skip with --no-tests);
 * growth: synthetic books of 7, 14 and 28 chapter copies, each built cold with one worker and with
-  one per core (skip with --no-growth);
+  the build's default, one more than there are cores (skip with --no-growth);
 * per page in headless Chromium, served gzip-compressed: bytes transferred (and the uncompressed size
   of the same files), requests, and the time from the load event until every chart has drawn.
 
@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 import helpers  # noqa: E402  (the tests' copies, builds, server and browser arguments)
 from helpers import Compressing  # noqa: E402,F401  (tests/test_readers.py used to import it from here)
+
+from tipline.site.build import worker_count  # noqa: E402  (the build's default number of workers)
 
 OUT = ROOT / "scripts" / "benchmark.json"
 README = ROOT / "README.md"
@@ -119,11 +121,11 @@ def growth(work: Path) -> list[dict]:
     for chapters in GROWTH:
         book = synthetic(work, chapters)
         row = {"chapters": chapters}
-        for mode, workers in (("serial", 1), ("parallel", os.cpu_count() or 1)):
+        for mode, workers in (("serial", 1), ("parallel", worker_count())):
             shutil.rmtree(book / "_build", ignore_errors=True)
             unstamp(book)
             row[f"{mode}_seconds"] = round(timed_build(book, TIPLINE_WORKERS=str(workers)), 1)
-        row["workers"] = os.cpu_count() or 1
+        row["workers"] = worker_count()
         rows.append(row)
         shutil.rmtree(book, ignore_errors=True)
         print(f"growth: {row}", flush=True)
@@ -229,7 +231,7 @@ def main() -> None:
         cold = timed_build(book, cold_log)
         cold_cpu = children_cpu() - before
         # the driver's own phase lines: chapters executing on every core, then Sphinx's pages
-        executing = re.search(r"^executed \d+ chapters in ([0-9.]+) s", cold_log[0], re.M)
+        executing = re.search(r"^executed \d+ chapters in ([0-9.]+) s on (\d+) workers", cold_log[0], re.M)
         pages_phase = re.search(r"^built the pages in ([0-9.]+) s", cold_log[0], re.M)
         executions = {name: float(seconds) for name, seconds in re.findall(r"^executing \d+/\d+ (\S+) \.\.\. ([0-9.]+) s", cold_log[0], re.M)}
         print(f"cold: {cold:.1f} s, {cold_cpu:.1f} s of processor time", flush=True)
@@ -256,6 +258,7 @@ def main() -> None:
         "machine": {**machine(), "load_average": round(load, 1), "load_average_end": round(os.getloadavg()[0], 1)},
         "seconds": {"cold_build": round(cold, 1), "cold_build_cpu": round(cold_cpu, 1), "processor_limit": round(limit, 1),
                     "cold_executing": float(executing.group(1)) if executing else None,
+                    "cold_workers": int(executing.group(2)) if executing else None,
                     "cold_pages": float(pages_phase.group(1)) if pages_phase else None,
                     "clone_build": round(clone, 1), "noop_rebuild": round(noop, 1), "one_csv_rebuild": round(one_csv, 1),
                     "title_rebuild": round(title, 1), "check_runs": check_runs, "tests_runs": tests_runs, "tests_cpu": tests_cpu},

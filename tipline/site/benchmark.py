@@ -67,8 +67,9 @@ def sentences(bench: dict) -> dict[str, str]:
                                   + _pick(ratio_target - ratio, above="within", below="above", equal="exactly at")
                                   + f" the target of {ratio_target:g} times.", cold >= limit)
     executing, pages = seconds.get("cold_executing"), seconds.get("cold_pages")
+    workers = seconds.get("cold_workers") or cores  # figures measured before it was recorded: one worker per core
     said["phases"] = "" if cold is None or executing is None or pages is None else _claim(
-        "phases", f"The chapters took {executing:.1f} s executing on {cores} workers, and the pages {pages:.1f} s after them, "
+        "phases", f"The chapters took {executing:.1f} s executing on {workers} workers, and the pages {pages:.1f} s after them, "
         "in one Sphinx process.", executing + pages <= cold)
 
     def took(key: str) -> str:
