@@ -203,6 +203,20 @@ def _clickable(page, locator) -> bool:
         return !!hit && (hit === el || el.contains(hit)); }""")
 
 
+def _settles(page, locator, clickable: bool, seconds: float = 5) -> bool:
+    """Whether `locator` becomes clickable (or stops being so) within `seconds`: a drawer's slide, a
+    scroll and the charts drawn above a section take their time, longer on a busy machine; a page
+    that never gets there fails."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while _clickable(page, locator) != clickable:
+        if time.monotonic() > deadline:
+            return False
+        page.wait_for_timeout(100)
+    return True
+
+
 def _visible_one(page, selector):
     shown = [button for button in page.locator(selector).all() if button.is_visible()]
     assert len(shown) == 1, f"{selector}: {len(shown)} visible buttons"
@@ -222,17 +236,14 @@ def test_the_navigation_toggle_opens_the_book_contents_and_a_chapter_link_works(
     if width >= 992:
         assert _clickable(page, link), "the contents are not shown beside a wide page"
         toggle.click()
-        page.wait_for_timeout(400)
-        assert not _clickable(page, link), "the button did not hide the contents"
+        assert _settles(page, link, False), "the button did not hide the contents"
         toggle.click()
-        page.wait_for_timeout(400)
     else:
         assert not _clickable(page, link), "the drawer is open before the button is pressed"
         toggle.click()
-        page.wait_for_timeout(400)
-        assert page.evaluate("document.querySelector('#pst-primary-sidebar-modal').open"), "the drawer did not open"
+        _until(page, "document.querySelector('#pst-primary-sidebar-modal').open", 5)  # the drawer opens
         link.scroll_into_view_if_needed()
-    assert _clickable(page, link), f"no clickable chapter link after pressing the button at {width} px"
+    assert _settles(page, link, True), f"no clickable chapter link after pressing the button at {width} px"
     link.click()
     page.wait_for_url("**/chapters/02_reporters.html", timeout=5000)
     assert not errors and not outside, (errors, outside)
@@ -251,14 +262,12 @@ def test_the_contents_button_opens_the_page_sections_and_a_section_link_closes_i
     if width < 1200:  # sphinx-book-theme shows the page's contents beside the text from 1200 px
         assert not _clickable(page, link)
         _visible_one(page, ".secondary-toggle").click()
-        page.wait_for_timeout(400)
-        assert page.evaluate("document.querySelector('#pst-secondary-sidebar-modal').open"), "the drawer did not open"
-    assert _clickable(page, link), f"no clickable section link at {width} px"
+        _until(page, "document.querySelector('#pst-secondary-sidebar-modal').open", 5)  # the drawer opens
+    assert _settles(page, link, True), f"no clickable section link at {width} px"
     link.click()
-    page.wait_for_timeout(600)
-    assert page.url.endswith("#from-reports-to-arrests")
+    _until(page, "location.hash === '#from-reports-to-arrests'", 5)
     heading = page.locator("#from-reports-to-arrests h2")
-    assert _clickable(page, heading), "the section is not what the reader sees after following its link"
+    assert _settles(page, heading, True), "the section is not what the reader sees after following its link"
     assert not page.evaluate("[...document.querySelectorAll('dialog')].some(d => d.open)"), "a drawer stayed open"
     assert not errors and not outside, (errors, outside)
     page.close()
