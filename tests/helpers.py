@@ -498,8 +498,11 @@ def wait_for_charts(page, timeout: int = 15000) -> int:
     """Wait until every chart of the page has drawn its marks; the number of charts."""
     expected = page.locator(".tipline-chart").count()
     if expected:
+        # a function, not an expression: Playwright evaluates an expression again with eval() on
+        # each poll, which the pages' security policy refuses (a page whose charts had not drawn at
+        # the first check failed with an EvalError); a function is evaluated once and then called
         page.wait_for_function(
-            f"document.querySelectorAll('.tipline-chart svg.marks, .tipline-chart canvas.marks').length >= {expected}",
+            f"() => document.querySelectorAll('.tipline-chart svg.marks, .tipline-chart canvas.marks').length >= {expected}",
             timeout=timeout)
     return expected
 

@@ -236,7 +236,7 @@ def test_copy_link_puts_the_figure_address_on_the_clipboard(server, browser):  #
     page = context.new_page()
     page.goto(f"{server}/chapters/03_urgency.html")
     page.locator('button.tipline-copy-link[data-anchor="figure-3-2"]').click()
-    page.wait_for_function("document.querySelector('button[data-anchor=\"figure-3-2\"]').textContent === 'Link copied'")
+    page.wait_for_function("() => document.querySelector('button[data-anchor=\"figure-3-2\"]').textContent === 'Link copied'")  # a function: see helpers.wait_for_charts
     assert page.evaluate("navigator.clipboard.readText()") == f"{server}/chapters/03_urgency.html#figure-3-2"
     # the citation names the page's address when served
     assert page.locator(".tipline-cite-url").inner_text() == f"{server}/chapters/03_urgency.html"
