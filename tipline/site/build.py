@@ -314,8 +314,14 @@ def in_parallel(jobs: list, workers: int) -> None:
     once, without waiting for the jobs still running (nor on an interrupt)."""
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        futures = [pool.submit(job) for job in jobs]
-        wait(futures, return_when=FIRST_EXCEPTION)
+        futures = pending = [pool.submit(job) for job in jobs]
+        # waited for in slices: Python runs a signal's handler in the main thread only, and a
+        # signal that the system hands to another thread does not wake a wait without a timeout
+        # (an interrupt would then wait for a chapter to finish)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            if any(future.exception() for future in done):
+                break
         for future in futures:
             if future.done() and future.exception():
                 raise future.exception()
