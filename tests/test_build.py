@@ -548,19 +548,24 @@ def test_an_unknown_inline_script_is_refused_naming_the_page(mini):
 
 def test_damaged_kept_files_are_discarded_by_name_and_made_again(mini):
     """answer.json, Sphinx's saved environment and the chart bundle, each kept between builds and
-    each damaged here: one build names each, discards it, makes it again and publishes."""
+    each damaged here: one build names each, discards it, makes it again and publishes. A chapter
+    executes, so the bundle is made again while it does (build.prepare_pages, in a process of its
+    own, whose message the build passes on); a build that executes nothing makes it in the pages
+    phase (tipline.site.sphinx), as every build of a fresh clone does."""
     (kept,) = (mini / "_build" / "answer").glob("answer-*.json")
     kept.write_text('{"headline": ')  # cut short
     work = mini / "_build" / ".work" / "_build"
     (work / ".doctrees" / "environment.pickle").write_bytes(b"\x80\x05 not a pickle")
     (bundle,) = (mini / "_build").glob(".vega-bundle-*.js")  # kept outside Sphinx's tree, which a code change discards
     bundle.write_text("window.broken = true;")
-    chapter = mini / "chapters" / "mini_c.ipynb"  # a prose edit, so that Sphinx runs and answer.json is published
+    chapter = mini / "chapters" / "mini_c.ipynb"  # a code and a prose edit: the chapter executes, the pages are built
     book = nbformat.read(chapter, as_version=4)
+    book.cells.append(nbformat.v4.new_code_cell("edited = True", metadata={"tags": ["remove-cell"]}))
     book.cells.append(nbformat.v4.new_markdown_cell("Another sentence."))
     nbformat.write(book, chapter)
     result = make_book(mini)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "executing 1/1 mini_c" in result.stdout, result.stdout[-3000:]
     assert f"_build/answer/{kept.name} was damaged (not valid JSON): removed" in result.stderr
     published = json.loads((mini / "_build" / "html" / "data" / "answer.json").read_text())
     assert published["question"].startswith("Using best inference")
@@ -575,12 +580,19 @@ def test_a_damaged_saved_page_is_discarded_and_every_page_built_afresh(mini):
     (mini / "_static" / "tipline.css").write_text((mini / "_static" / "tipline.css").read_text() + "\n")
     assert make_book(mini).returncode == 0
     (mini / "_build" / ".work" / "_build" / ".doctrees" / "chapters" / "mini_b.doctree").write_bytes(b"\x80\x05 cut sh")
+    # and the kept chart bundle: with no chapter to execute, the pages phase finds it damaged and makes
+    # it again (tipline.site.sphinx; test_damaged_kept_files_… has a build that executes one)
+    (bundle,) = (mini / "_build").glob(".vega-bundle-*.js")
+    bundle.write_text("window.broken = true;")
     config = mini / "_config.yml"  # a title change rewrites every page, reading every saved page
     config.write_text(re.sub(r'^title: .*$', 'title: "A retitled book"', config.read_text(), flags=re.M))
     result = make_book(mini)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "0 to execute" in result.stdout, result.stdout[-3000:]
     assert "_build/.work: Sphinx's saved pages were damaged" in result.stderr, result.stderr[-3000:]
     assert "A retitled book" in (mini / "_build" / "html" / "chapters" / "mini_b.html").read_text()
+    assert f"{bundle.name}: damaged (its hash does not match): removed" in result.stderr, result.stderr[-3000:]
+    assert "window.broken" not in (mini / "_build" / "html" / "_static" / "tipline-charts.js").read_text()
 
 
 def test_an_edited_sources_csv_reaches_the_bibliography_page(mini):
