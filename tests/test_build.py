@@ -135,11 +135,16 @@ except build.Failed as error:
 """
 
 
+def _python(code: str, folder: Path, timeout: int) -> subprocess.CompletedProcess:
+    """`code` run by a Python of its own in `folder`, importing the repository's package."""
+    return subprocess.run([sys.executable, "-c", code], cwd=folder, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def test_a_full_disk_while_publishing_leaves_the_live_site(tmp_path, monkeypatch):
     book = _book_folder(tmp_path, monkeypatch)
     before = snapshot(book / "_build" / "html")
-    result = subprocess.run([sys.executable, "-c", FULL_DISK], cwd=book, capture_output=True, text=True, timeout=60,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    result = _python(FULL_DISK, book, timeout=60)
     assert "FAILED: _build/.html-new/big.js: publishing failed: File too large" in result.stdout, result.stdout + result.stderr
     assert snapshot(book / "_build" / "html") == before
     assert not (book / "_build" / ".html-new").exists()
@@ -442,8 +447,7 @@ def test_an_error_an_interrupt_causes_where_it_lands_is_reported_as_the_interrup
               "        raise RuntimeError('release unlocked lock')\n"
               "b.build = build\n"
               "b.main()\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            capture_output=True, text=True, timeout=60)
+    result = _python(script, tmp_path, timeout=60)
     assert result.returncode == 130, result.stdout + result.stderr
     assert "interrupted (SIGTERM): nothing was published" in result.stderr and "BUILD FAILED" not in result.stderr, result.stderr
 
@@ -469,8 +473,7 @@ def test_a_signal_handed_to_a_worker_thread_still_stops_the_wait_for_the_chapter
               "except b.Interrupted as stop:\n"
               "    print('interrupted', stop, 'while the chapter ran' if not ended else 'after the chapter ended', flush=True)\n"
               "    b.os._exit(0)\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            capture_output=True, text=True, timeout=120)
+    result = _python(script, tmp_path, timeout=120)
     assert result.stdout.strip() == "interrupted SIGTERM while the chapter ran", result.stdout + result.stderr
 
 
