@@ -5,7 +5,7 @@ full text in the tooltip and in the data table under the chart, legends below th
 column. `interval_chart` is the one dot-and-interval chart (outcome shares, the two routes,
 counts on a log axis); `condition_chart` draws the plane in which the most common outcome flips,
 with the evidence on it; `sensitivity_table` and `scores_table` are the tables that go with them;
-`ladder_table` lays out the rungs from receipt to conviction, and `route_rows` the two routes'
+`ladder_table` lays out the rungs from receipt to conviction (`rung`: one task force's figure), and `route_rows` the two routes'
 report-begun cases for `interval_chart`.
 """
 from __future__ import annotations
@@ -259,6 +259,11 @@ def prior_table(priors: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rung(rows: pd.DataFrame, stage: str) -> str:
+    """One stage of a task force's ladder (funnels.fullest_ladder's rows) as "85 for 663 tips"."""
+    return f"{rows.loc[stage, 'count']:,} for {rows.loc[stage, 'tips']:,} tips"
+
+
 def ladder_table(main: dict, year: int, ladder: tuple[str, str, pd.DataFrame], backlog: pd.Series, lag: float) -> pd.DataFrame:
     """The ladder from receipt to conviction: each rung, what it counts, the figure for the headline
     `year` (`main`: answer.json's top-down entry for it; the model's classes as medians and intervals; the
@@ -269,7 +274,7 @@ def ladder_table(main: dict, year: int, ladder: tuple[str, str, pd.DataFrame], b
     outcome = main["outcomes"]
 
     def at_unit(stage: str) -> str:
-        return f"{rows.loc[stage, 'count']:,} for {rows.loc[stage, 'tips']:,} tips at {name}, {start}"
+        return f"{rung(rows, stage)} at {name}, {start}"
 
     waiting = (f"{backlog['unit_name']} said in {str(backlog['period_start'])[:4]} that clearing its backlog would take "
                f"about {backlog['value']:g} years")
