@@ -68,15 +68,18 @@ def test_chapters_have_charts(built_site):
         assert "tipline-chart" in (built_site / "chapters" / f"{name}.html").read_text(), name
 
 
-def _changed(page, read, before, seconds: float = 5):
-    """What `read()` returns once it differs from `before` (the chart drawn again after an input,
-    which takes longer on a busy machine), or `before` if it has not changed within `seconds`."""
+def _eventually(page, check, seconds: float = 5) -> bool:
+    """Whether `check()` comes true within `seconds`, asked every 100 ms: a chart drawn again after
+    an input, a drawer's slide, a scroll take their time, longer on a busy machine; what never
+    gets there fails."""
     import time
 
     deadline = time.monotonic() + seconds
-    while (now := read()) == before and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
-    return now
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        page.wait_for_timeout(100)
+    return True
 
 
 def test_slider_changes_the_outcome_chart(server, browser):
@@ -87,8 +90,7 @@ def test_slider_changes_the_outcome_chart(server, browser):
     chart = page.locator(".tipline-chart", has=page.locator("input[type=range]")).first
     before = chart.locator("svg.marks").inner_html()
     slider.fill("1")
-    after = _changed(page, lambda: chart.locator("svg.marks").inner_html(), before)
-    assert before != after, "moving the slider did not change the chart"
+    assert _eventually(page, lambda: chart.locator("svg.marks").inner_html() != before), "moving the slider did not change the chart"
     assert not errors
 
 
@@ -118,7 +120,8 @@ def test_what_if_explorer_recomputes_outcomes_in_the_browser(server, browser):
     before = texts()
     assert "No case opened first" in before
     sliders.nth(1).fill(sliders.nth(1).get_attribute("max"))  # the most reports per case: more in cases than exist
-    after = _changed(page, texts, before)
+    _eventually(page, lambda: texts() != before)
+    after = texts()
     assert before != after and after.count("Impossible") == before.count("Impossible") + 1, after
     # keyboard: a reader reaches a slider with the Tab key and moves it with the arrow keys
     for _ in range(300):
@@ -131,7 +134,7 @@ def test_what_if_explorer_recomputes_outcomes_in_the_browser(server, browser):
     drawn = chart.locator("svg.marks").inner_html()
     page.keyboard.press("ArrowLeft")
     assert page.evaluate("document.activeElement.value") != value
-    assert _changed(page, lambda: chart.locator("svg.marks").inner_html(), drawn) != drawn
+    assert _eventually(page, lambda: chart.locator("svg.marks").inner_html() != drawn)
     assert not errors and not outside
 
 
@@ -211,20 +214,6 @@ def _clickable(page, locator) -> bool:
         return !!hit && (hit === el || el.contains(hit)); }""")
 
 
-def _settles(page, locator, clickable: bool, seconds: float = 5) -> bool:
-    """Whether `locator` becomes clickable (or stops being so) within `seconds`: a drawer's slide, a
-    scroll and the charts drawn above a section take their time, longer on a busy machine; a page
-    that never gets there fails."""
-    import time
-
-    deadline = time.monotonic() + seconds
-    while _clickable(page, locator) != clickable:
-        if time.monotonic() > deadline:
-            return False
-        page.wait_for_timeout(100)
-    return True
-
-
 def _visible_one(page, selector):
     shown = [button for button in page.locator(selector).all() if button.is_visible()]
     assert len(shown) == 1, f"{selector}: {len(shown)} visible buttons"
@@ -244,14 +233,14 @@ def test_the_navigation_toggle_opens_the_book_contents_and_a_chapter_link_works(
     if width >= 992:
         assert _clickable(page, link), "the contents are not shown beside a wide page"
         toggle.click()
-        assert _settles(page, link, False), "the button did not hide the contents"
+        assert _eventually(page, lambda: not _clickable(page, link)), "the button did not hide the contents"
         toggle.click()
     else:
         assert not _clickable(page, link), "the drawer is open before the button is pressed"
         toggle.click()
         _until(page, "document.querySelector('#pst-primary-sidebar-modal').open", 5)  # the drawer opens
         link.scroll_into_view_if_needed()
-    assert _settles(page, link, True), f"no clickable chapter link after pressing the button at {width} px"
+    assert _eventually(page, lambda: _clickable(page, link)), f"no clickable chapter link after pressing the button at {width} px"
     link.click()
     page.wait_for_url("**/chapters/02_reporters.html", timeout=5000)
     assert not errors and not outside, (errors, outside)
@@ -271,11 +260,11 @@ def test_the_contents_button_opens_the_page_sections_and_a_section_link_closes_i
         assert not _clickable(page, link)
         _visible_one(page, ".secondary-toggle").click()
         _until(page, "document.querySelector('#pst-secondary-sidebar-modal').open", 5)  # the drawer opens
-    assert _settles(page, link, True), f"no clickable section link at {width} px"
+    assert _eventually(page, lambda: _clickable(page, link)), f"no clickable section link at {width} px"
     link.click()
     _until(page, "location.hash === '#from-reports-to-arrests'", 5)
     heading = page.locator("#from-reports-to-arrests h2")
-    assert _settles(page, heading, True), "the section is not what the reader sees after following its link"
+    assert _eventually(page, lambda: _clickable(page, heading)), "the section is not what the reader sees after following its link"
     assert not page.evaluate("[...document.querySelectorAll('dialog')].some(d => d.open)"), "a drawer stayed open"
     assert not errors and not outside, (errors, outside)
     page.close()
@@ -296,12 +285,7 @@ def test_the_chart_rules_catch_what_they_claim():
 def _until(page, expression: str, seconds: float = 15) -> None:
     """Wait until `expression` is true in the page. (Playwright's wait_for_function polls with eval,
     which the pages' security policy refuses; page.evaluate is not subject to it.)"""
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"not true after {seconds} s: {expression}"
-        page.wait_for_timeout(100)
+    assert _eventually(page, lambda: page.evaluate(expression), seconds), f"not true after {seconds} s: {expression}"
 
 
 @pytest.mark.full
