@@ -78,6 +78,12 @@ def test_a_stamp_names_the_input_that_changed():
     assert build.stale_reason(edited) == "outputs missing"
     del edited.metadata[build.STAMP]
     assert build.stale_reason(edited) == "never executed by make book"
+    # a file the code reads through a function, not by its name: the appendix's citation of the book
+    cites = nbformat.read(ROOT / "chapters" / "appendix_reproducibility.ipynb", as_version=4)
+    assert "CITATION.cff" not in "".join(cell.source for cell in cites.cells if cell.cell_type == "code")
+    assert "CITATION.cff" in cites.metadata[build.STAMP]["files"]
+    cites.metadata[build.STAMP]["files"]["CITATION.cff"] = "0" * 16
+    assert build.stale_reason(cites) == "changed: CITATION.cff"
 
 
 def _book_folder(tmp_path: Path, monkeypatch) -> Path:

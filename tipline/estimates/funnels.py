@@ -179,6 +179,18 @@ def observations(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def sides_of_half(stage: str = "investigations") -> dict[str, int]:
+    """How many usable figures of a stage show fewer than half of their tips reaching it, how many
+    show more than half, and how many say neither. An exact count can show either; an upper bound
+    only fewer (when it is below half), a lower bound only more (when it is above half)."""
+    rows = observations().query("stage == @stage and usable")
+    rate = rows["count"] / rows["tips"]
+    fewer = int(((rate < 0.5) & rows["kind"].isin(["exact", "at_most"])).sum())
+    more = int(((rate > 0.5) & rows["kind"].isin(["exact", "at_least"])).sum())
+    return {"figures": len(rows), "fewer": fewer, "more": more, "neither": len(rows) - fewer - more,
+            "largest_tips": int(rows["tips"].max())}
+
+
 def left_out(funnels: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every row of the funnel data that no usable observation rests on, with the reason."""
     funnels = load("task_force_funnels") if funnels is None else funnels

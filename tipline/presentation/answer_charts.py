@@ -144,7 +144,7 @@ def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.
         autosize=FIT, width="container", height=300,
         title=alt.Title("Where the most common outcome flips", subtitle=f"Shaded for {year}; a line for each year"),
         description=("Chart with the share of ICAC investigations begun by a report across and reports per such "
-                     "investigation up (log scale): below each year's line no case is opened on most reports; above it a "
+                     "investigation up (log scale): below each year's line no case opened is the most common outcome; above it a "
                      "case opened without arrest comes first; above the ceiling more reports would be in cases than exist. "
                      "Thin lines are upper bounds from single task forces, coloured by the grade of their source. Two "
                      "sliders move a diamond marking a setting of the two quantities and name the outcome that comes first there."))
@@ -237,9 +237,10 @@ def headline_table(figures: dict) -> pd.DataFrame:
     first = [e["no_case_opened_first"] for e in sets]
     return pd.DataFrame([
         {"What": f"Genuine U.S. reports of {year} that did not end in an arrest", "Estimate": estimate(head["no_arrest"])},
-        {"What": f"The same, lowest under any of the {len(sets)} sets of assumptions tried",
-         "Estimate": f"at least {percent(head['no_arrest_over_prior_sets']['lowest_low'])}"},
-        {"What": "The same, from task forces' own figures, at a task force of average size",
+        {"What": f"The low end of that interval, lowest under any of the {len(sets)} sets of assumptions tried",
+         "Estimate": percent(head['no_arrest_over_prior_sets']['lowest_low'])},
+        {"What": "Tips that did not end in an arrest at a task force of average size, from task forces' own figures "
+                 "(all tips, informational ones included)",
          "Estimate": estimate(head["no_arrest_bottom_up"])},
         {"What": "Most common outcome", "Estimate": f"{outcomes.OUTCOME_LABELS[head['most_common']]}, unless investigations "
                                                     f"take in more than about {head['condition']['median']:.1f} reports each"},

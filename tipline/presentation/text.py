@@ -15,6 +15,7 @@ sentence's span of years crosses, and the source note under a chart
 """
 from __future__ import annotations
 
+import math
 import re
 
 import pandas as pd
@@ -39,6 +40,13 @@ def count(value: float) -> str:
 
 def share(value: float, digits: int = 1) -> str:
     return f"{100 * value:.{digits}f}%"
+
+
+def ceiling(value: float, digits: int = 1) -> str:
+    """An upper bound as a share, rounded up, so that "at most" stays true of the printed figure
+    (a bound of 3.94% reads "at most 4.0%", never "at most 3.9%")."""
+    scaled = 100 * float(value) * 10 ** digits
+    return f"{math.ceil(round(scaled, 6)) / 10 ** digits:.{digits}f}%"
 
 
 def percent(value: float, like: float | None = None) -> str:

@@ -202,7 +202,7 @@ class BenchTable(Directive):
     required_arguments = 1
     CAPTIONS = {"checks": "the latest benchmark against its targets, measured {when} on {machine}.",
                 "growth": "cold builds of synthetic books made of {sizes} renamed copies of the chapters, with one worker "
-                          "and with one per core, measured in the same run."}
+                          "and with the build's default of one more worker than there are cores, measured in the same run."}
 
     def run(self):
         from ..presentation.tables import table

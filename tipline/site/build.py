@@ -74,8 +74,9 @@ LOG = BUILD / "sphinx.log"
 TIMINGS = BUILD / ".timings.json"  # each chapter's last execution time, to start the longest first
 CHAPTERS = BOOK / "chapters"
 STAMP = "tipline"  # the notebook metadata key of a chapter's stamp
-# files a chapter's code may read by name, beside data/ (which tipline.evidence.data tracks)
-NAMED_FILES = {"CITATION.cff": "CITATION.cff"}
+# files a chapter's code may read, beside data/ (which tipline.evidence.data tracks): the text in a
+# chapter's code that means it reads the file (the file's name, or the function that reads it)
+NAMED_FILES = {"CITATION.cff": "CITATION.cff", "citation_record": "CITATION.cff"}
 # every file the site is made from, beside the chapters' own inputs and LOOK: when none changed and no
 # chapter is stale, nothing is built (releases/: each published version's figures, which the
 # changes page compares)
