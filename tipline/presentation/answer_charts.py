@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..estimates import condition, funnels, outcomes
 from ..evidence.data import sources
-from .text import count, estimate, percent
+from .text import at_least, at_most, count, estimate, percent, rounded_up
 
 FIT = alt.AutoSizeParams(type="fit-x", contains="padding")
 LINE_COLOURS = ["#9ab8d8", "#4f81b8", "#1f5a96", "#0b2f57"]
@@ -116,6 +116,7 @@ def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.
     bounds = pd.DataFrame({
         "Task force": [f"{name}, {str(start)[:4]}" for name, start in zip(bounds["unit_name"], bounds["period_start"])],
         "Bounds": bounds["quantity"].map(condition.QUANTITIES), "Value": bounds["high"].round(3),
+        "At most": bounds["high"].map(lambda v: f"{rounded_up(v, 2):.2f}"),  # a bound: printed rounded up
         "Level": (bounds["quantity"] == "per_case").astype(int),
         "Counts": [f"{t:,} tips, {c:,} {m.replace('_', ' ')}" for t, c, m in zip(bounds["tips"], bounds["cases"], bounds["measure"])],
         "Grade": bounds["grade"].map(GRADE_WORDS), "Sources": bounds["source_ids"].map(source_names)})
@@ -125,7 +126,7 @@ def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.
         color=alt.Color("Grade:N", title="Bound at one task force",
                         scale=alt.Scale(domain=list(GRADE_WORDS.values()), range=list(GRADE_COLOURS.values())),
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=320, titleLimit=340)),
-        tooltip=["Task force:N", "Bounds:N", alt.Tooltip("Value:Q", format=".2f", title="At most"), "Counts:N", "Grade:N", "Sources:N"])
+        tooltip=["Task force:N", "Bounds:N", "At most:N", "Counts:N", "Grade:N", "Sources:N"])
     # the reader's own setting, moved with two sliders: where it falls, and which outcome comes first there
     share = alt.param(name="share", value=0.5, bind=alt.binding_range(
         min=SHARE_MIN, max=1, step=0.01, name="Share of investigations begun by a report: "))
@@ -182,7 +183,7 @@ def evidence_table(evidence: pd.DataFrame) -> pd.DataFrame:
         "Task force, period": [f"{name}, {start} to {end}" for name, start, end in
                                zip(evidence["unit_name"], evidence["period_start"], evidence["period_end"])],
         "Bounds": evidence["quantity"].map(condition.QUANTITIES),
-        "At most (from)": [f"{percent(v) if q == 'share' else f'{v:.2f}'} ({t:,} tips, {c:,} {m.replace('_', ' ')})" for q, v, t, c, m in
+        "At most (from)": [f"{at_most(v) if q == 'share' else f'{rounded_up(v, 2):.2f}'} ({t:,} tips, {c:,} {m.replace('_', ' ')})" for q, v, t, c, m in
                            zip(evidence["quantity"], evidence["high"], evidence["tips"], evidence["cases"], evidence["measure"])],
         "Grade": evidence["grade"].map(GRADE_WORDS)})
 
@@ -238,7 +239,7 @@ def headline_table(figures: dict) -> pd.DataFrame:
     return pd.DataFrame([
         {"What": f"Genuine U.S. reports of {year} that did not end in an arrest", "Estimate": estimate(head["no_arrest"])},
         {"What": f"The low end of that interval, lowest under any of the {len(sets)} sets of assumptions tried",
-         "Estimate": percent(head['no_arrest_over_prior_sets']['lowest_low'])},
+         "Estimate": at_least(head['no_arrest_over_prior_sets']['lowest_low'])},
         {"What": "Tips that did not end in an arrest at a task force of average size, from task forces' own figures "
                  "(all tips, informational ones included)",
          "Estimate": estimate(head["no_arrest_bottom_up"])},

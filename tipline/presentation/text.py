@@ -42,11 +42,32 @@ def share(value: float, digits: int = 1) -> str:
     return f"{100 * value:.{digits}f}%"
 
 
-def ceiling(value: float, digits: int = 1) -> str:
-    """An upper bound as a share, rounded up, so that "at most" stays true of the printed figure
-    (a bound of 3.94% reads "at most 4.0%", never "at most 3.9%")."""
-    scaled = 100 * float(value) * 10 ** digits
-    return f"{math.ceil(round(scaled, 6)) / 10 ** digits:.{digits}f}%"
+def rounded_up(value: float, digits: int) -> float:
+    """`value` rounded up at `digits` decimals: what an upper bound prints as."""
+    return math.ceil(round(float(value) * 10 ** digits, 6)) / 10 ** digits
+
+
+def rounded_down(value: float, digits: int) -> float:
+    """`value` rounded down at `digits` decimals: what a lower bound prints as."""
+    return math.floor(round(float(value) * 10 ** digits, 6)) / 10 ** digits
+
+
+def _share_digits(value: float) -> int:
+    return 1 if value < 0.1 or value > 0.9 else 0  # percent()'s rule
+
+
+def at_most(value: float, digits: int | None = None) -> str:
+    """An upper bound as a share, rounded up so that "at most" stays true of the printed figure (a
+    bound of 3.94% reads "4.0%", never "3.9%"); at percent()'s precision unless `digits` is given."""
+    digits = _share_digits(value) if digits is None else digits
+    return f"{rounded_up(100 * float(value), digits):.{digits}f}%"
+
+
+def at_least(value: float, digits: int | None = None) -> str:
+    """A lower bound as a share, rounded down so that "at least" stays true of the printed figure (a
+    bound of 65.96% reads "65%", never "66%"); at percent()'s precision unless `digits` is given."""
+    digits = _share_digits(value) if digits is None else digits
+    return f"{rounded_down(100 * float(value), digits):.{digits}f}%"
 
 
 def percent(value: float, like: float | None = None) -> str:
