@@ -116,7 +116,7 @@ def test_answer_json_is_what_the_model_chapter_printed(figures):
     first = [e["no_case_opened_first"] for e in sets]
     assert glued["mdl_mode_range"] == f"from {text.percent(min(first))} to {text.percent(max(first))}"
     national = figures["task_force_national"]
-    assert glued["mdl_national_arrests"] == text.estimate(national["arrests_per_tip"])
+    assert glued["mdl_national_arrests"] == text.per_hundred(national["arrests_per_tip"])
     ratio = figures["reconciliation"][str(head["year"])]["arrests"]["ratio_bottom_up_to_top_down"]
     assert glued["mdl_recon_ratio"].startswith(f"{ratio['median']:.2f} ")
 

@@ -202,12 +202,13 @@ def volume_chart(curves: dict, table: pd.DataFrame, average: float) -> alt.VConc
         points = curves[stage]
         curve = pd.DataFrame(points).rename(columns={"tips": "Tips", "median": "Middle", "low": "Low end", "high": "High end"})
         seen = table[(table["stage"] == stage) & table["usable"]]
-        seen = pd.DataFrame({"Task force": seen["unit_name"], "Period": seen["period_start"].astype(str).str[:4],
+        first, last = seen["period_start"].astype(str).str[:4], seen["period_end"].astype(str).str[:4]
+        seen = pd.DataFrame({"Task force": seen["unit_name"], "Period": first.where(first == last, first + "–" + last),
                              "Tips": seen["tips"], "Count": seen["count"], "Rate": seen["count"] / seen["tips"],
                              "Figure": seen["kind"].map(KIND_LABELS), "Grade": seen["grade"].map(GRADE_WORDS)})
         x = alt.X("Tips:Q", scale=alt.Scale(type="log", domain=[100, 30_000]), title="Tips handled (log)",
                   axis=alt.Axis(values=[100, 1000, 10_000], format="~s"))
-        y = alt.Y("Rate:Q", scale=alt.Scale(type="log", domain=[0.0005, 1]), title="Share of tips (log)",
+        y = alt.Y("Rate:Q", scale=alt.Scale(type="log", domain=[0.0005, 1]), title="Per tip (log)",
                   axis=alt.Axis(format="~%", values=[0.001, 0.01, 0.1, 1]))
         band = alt.Chart(curve).mark_area(opacity=0.25, color="#1f5a96").encode(
             x=x, y=alt.Y("Low end:Q", scale=alt.Scale(type="log", domain=[0.0005, 1])), y2="High end:Q")
@@ -283,9 +284,9 @@ def ladder_table(main: dict, year: int, ladder: tuple[str, str, pd.DataFrame], b
     return pd.DataFrame([
         ("Received", "actionable reports NCMEC made available to ICAC task forces and local agencies", f"{count(main['reports'])} reports", "yes, by NCMEC"),
         ("Reviewed (triage)", "a task force reads the report and decides what to do", "nearly all, by the task forces' own accounts", "not counted nationally"),
-        ("No case opened (a class of the model)", f"not taken into any investigation in ICAC's count within the lag the model allows (up to {lag:g} of a year)",
+        ("No case opened (a class of the model)", f"not taken into any investigation in ICAC's count, the count taken up to {lag:g} of a year after the report",
          estimate(outcome["never_investigated"]), "no: inferred"),
-        ("… of which still waiting", "reviewed, queued for longer than the lag", waiting, "one unit"),
+        ("… of which still waiting", "reviewed, still queued when the count is taken", waiting, "one unit"),
         ("… handed outside ICAC", "passed to an agency that is not an ICAC affiliate", "reported in words, never counted", "no"),
         ("… folded into another case", "about a suspect already under investigation begun otherwise", "never counted", "no"),
         ("Case opened, no arrest (a class of the model)", "taken into an investigation in ICAC's count, with no arrest",

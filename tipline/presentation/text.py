@@ -88,6 +88,12 @@ def percent(value: float, like: float | None = None) -> str:
     return f"{100 * value:.{1 if reference < 0.1 or reference > 0.9 else 0}f}%"
 
 
+def per_hundred(values: dict) -> str:
+    """A rate (per tip, say) as a number per 100 with its interval: "0.9 (0.4 to 1.9)". For rates
+    that are not shares of anything, where a percent sign would mislead."""
+    return f"{100 * values['median']:.1f} ({100 * values['low']:.1f} to {100 * values['high']:.1f})"
+
+
 def interval(values: dict) -> str:
     """The ends of an interval, at the precision of its middle: "69% to 94%"."""
     return f"{percent(values['low'], values['median'])} to {percent(values['high'], values['median'])}"
