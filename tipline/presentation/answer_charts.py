@@ -81,6 +81,17 @@ def source_names(ids: str) -> str:
                      for name in ids.split("; ") if name)
 
 
+def _years(start, end) -> str:
+    """A period by its years: "2019", or "2019–2021" for one that spans more than one."""
+    first, last = str(start)[:4], str(end)[:4]
+    return first if first == last else f"{first}–{last}"
+
+
+def _upper(value: float) -> str:
+    """A bound that is not a share (reports per case), printed rounded up as "at most" requires."""
+    return f"{rounded_up(value, 2):.2f}"
+
+
 def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.LayerChart:
     """The plane of the two unknowns: share of ICAC investigations begun by a report (x) and
     reports per such investigation (y, log). "No case opened" comes first below each year's line
@@ -114,9 +125,9 @@ def condition_chart(conditions: dict, evidence: pd.DataFrame, year: int) -> alt.
         x=x, y=alt.Y("Value:Q", scale=y_scale), text="Year:N")
     bounds = evidence[evidence["quantity"].isin(["product", "per_case"])]
     bounds = pd.DataFrame({
-        "Task force": [f"{name}, {str(start)[:4]}" for name, start in zip(bounds["unit_name"], bounds["period_start"])],
+        "Task force": [f"{name}, {_years(start, end)}" for name, start, end in zip(bounds["unit_name"], bounds["period_start"], bounds["period_end"])],
         "Bounds": bounds["quantity"].map(condition.QUANTITIES), "Value": bounds["high"].round(3),
-        "At most": bounds["high"].map(lambda v: f"{rounded_up(v, 2):.2f}"),  # a bound: printed rounded up
+        "At most": bounds["high"].map(_upper),
         "Level": (bounds["quantity"] == "per_case").astype(int),
         "Counts": [f"{t:,} tips, {c:,} {m.replace('_', ' ')}" for t, c, m in zip(bounds["tips"], bounds["cases"], bounds["measure"])],
         "Grade": bounds["grade"].map(GRADE_WORDS), "Sources": bounds["source_ids"].map(source_names)})
@@ -183,7 +194,7 @@ def evidence_table(evidence: pd.DataFrame) -> pd.DataFrame:
         "Task force, period": [f"{name}, {start} to {end}" for name, start, end in
                                zip(evidence["unit_name"], evidence["period_start"], evidence["period_end"])],
         "Bounds": evidence["quantity"].map(condition.QUANTITIES),
-        "At most (from)": [f"{at_most(v) if q == 'share' else f'{rounded_up(v, 2):.2f}'} ({t:,} tips, {c:,} {m.replace('_', ' ')})" for q, v, t, c, m in
+        "At most (from)": [f"{at_most(v) if q == 'share' else _upper(v)} ({t:,} tips, {c:,} {m.replace('_', ' ')})" for q, v, t, c, m in
                            zip(evidence["quantity"], evidence["high"], evidence["tips"], evidence["cases"], evidence["measure"])],
         "Grade": evidence["grade"].map(GRADE_WORDS)})
 
@@ -202,8 +213,7 @@ def volume_chart(curves: dict, table: pd.DataFrame, average: float) -> alt.VConc
         points = curves[stage]
         curve = pd.DataFrame(points).rename(columns={"tips": "Tips", "median": "Middle", "low": "Low end", "high": "High end"})
         seen = table[(table["stage"] == stage) & table["usable"]]
-        first, last = seen["period_start"].astype(str).str[:4], seen["period_end"].astype(str).str[:4]
-        seen = pd.DataFrame({"Task force": seen["unit_name"], "Period": first.where(first == last, first + "–" + last),
+        seen = pd.DataFrame({"Task force": seen["unit_name"], "Period": [_years(a, b) for a, b in zip(seen["period_start"], seen["period_end"])],
                              "Tips": seen["tips"], "Count": seen["count"], "Rate": seen["count"] / seen["tips"],
                              "Figure": seen["kind"].map(KIND_LABELS), "Grade": seen["grade"].map(GRADE_WORDS)})
         x = alt.X("Tips:Q", scale=alt.Scale(type="log", domain=[100, 30_000]), title="Tips handled (log)",

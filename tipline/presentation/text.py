@@ -85,7 +85,7 @@ def percent(value: float, like: float | None = None) -> str:
     if value > 0.999:
         return "over 99.9%"
     reference = value if like is None else float(like)
-    return f"{100 * value:.{1 if reference < 0.1 or reference > 0.9 else 0}f}%"
+    return f"{100 * value:.{_share_digits(reference)}f}%"
 
 
 def per_hundred(values: dict) -> str:
