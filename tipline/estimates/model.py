@@ -53,12 +53,21 @@ def icac_feedback() -> pd.DataFrame:
     return table
 
 
-def downstream(agency: str, measure: str) -> pd.Series:
-    """A single-year downstream series (e.g. ICAC arrests) indexed by year."""
+def _single_years(agency: str, measure: str) -> pd.DataFrame:
     rows = load("downstream")
     rows = rows[(rows["agency"] == agency) & (rows["measure"] == measure)
                 & (rows["period_start"] == rows["period_end"])]
-    return rows.set_index("period_end")["value"].sort_index()
+    return rows.set_index("period_end").sort_index()
+
+
+def downstream(agency: str, measure: str) -> pd.Series:
+    """A single-year downstream series (e.g. ICAC arrests) indexed by year."""
+    return _single_years(agency, measure)["value"]
+
+
+def downstream_grades(agency: str, measure: str) -> pd.Series:
+    """The grade of each year's count of `downstream(agency, measure)`: how weak its source is."""
+    return _single_years(agency, measure)["grade"]
 
 
 YEAR_KINDS = {"calendar_year": "Calendar year (NCMEC counts)", "fiscal_year": "Federal fiscal year (ICAC counts)"}
